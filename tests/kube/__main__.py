@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"export KUBECONFIG={env.kubeconfig}", flush=True)
         print(f"pod network {env.network.subnet} on bridge {env.network.bridge}", flush=True)
+        print(f"from the cluster network: KUBECONFIG={env.in_cluster_kubeconfig}", flush=True)
         print(f"logs under {env.root}; Ctrl-C stops everything", flush=True)
         done.wait()
     finally:

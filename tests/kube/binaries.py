@@ -21,6 +21,7 @@ ENV_VARS = {
     "kubectl": "RAFTPOD_KUBECTL",
     "helm": "RAFTPOD_HELM",
     "versitygw": "RAFTPOD_S3_SERVER",
+    "porcupine-check": "RAFTPOD_PORCUPINE",
 }
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")

@@ -75,9 +75,10 @@ class ControlPlane:
     ports: list[int] = field(default_factory=list)  # every port it listens on
 
     @classmethod
-    def start(cls, root: Path | None = None) -> ControlPlane:
+    def start(cls, root: Path | None = None, extra_ips: list[str] | None = None) -> ControlPlane:
+        """Start everything; `extra_ips` are more addresses the serving certificate names."""
         root = root or Path(tempfile.mkdtemp(prefix="raftpod-kube-"))
-        pki = make_pki(root / "pki")
+        pki = make_pki(root / "pki", extra_ips)
         api_port = free_port()
         server = f"https://127.0.0.1:{api_port}"
         plane = cls(root=root, kubeconfig=root / "kubeconfig", server=server, pki=pki)

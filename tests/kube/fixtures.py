@@ -13,17 +13,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.kube import apis
-from tests.kube.env import KubeEnv, require_kube, unavailable_reason
+from tests.kube.env import KubeEnv, skip_or_fail, unavailable_reason
 
 
 def skip_or_fail_if_unavailable() -> None:
     """Skip with the reason, or fail loudly when CI requires the environment."""
     reason = unavailable_reason()
-    if reason is None:
-        return
-    if require_kube():
-        pytest.fail(f"RAFTPOD_REQUIRE_KUBE is set but {reason}", pytrace=False)
-    pytest.skip(reason)
+    if reason is not None:
+        skip_or_fail(reason)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ It registers Nodes kubelet-1..3 (one zone each), keeps them healthy with Lease
 renewals and status heartbeats, and runs a level-triggered sync loop: every
 SYNC_PERIOD it lists the pods bound to its nodes, starts a `PodWorker` for
 each new one, terminates deleted ones (then removes the object with grace 0
-so controllers recreate it), refreshes every pod's /etc/hosts, and runs the
-volume provisioner.
+so controllers recreate it), refreshes every pod's /etc/hosts (and that of
+each `cluster_client` namespace), and runs the volume provisioner.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ class ProcessKubelet:
         self.workers: dict[str, PodWorker] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._hosts_lock = threading.Lock()
+        self._clients: dict[str, tuple[str, PodAddress]] = {}  # namespace -> (netns, address)
         self.sync_errors = 0
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -287,26 +289,45 @@ class ProcessKubelet:
             if exc.status not in (404, 409):
                 raise
 
+    def cluster_client(self, namespace: str) -> str:
+        """A network namespace on the pod bridge that sees cluster DNS like a pod of `namespace`.
+
+        Created on first use and kept until the network stops; its hosts file is
+        refreshed with the pods' (and written once now, so it is current at once).
+        """
+        with self._hosts_lock:
+            client_ = self._clients.get(namespace)
+            if client_ is None:
+                hostname = f"in-cluster-{namespace}"
+                netns, ip = self.network.add_sandbox(hostname)
+                address = PodAddress(namespace, hostname, ip, True, {}, hostname, "")
+                client_ = self._clients[namespace] = (netns, address)
+        self._refresh_hosts()
+        return client_[0]
+
     def _refresh_hosts(self) -> None:
-        addresses = {}
-        for uid, worker in list(self.workers.items()):
-            if not worker.ip or not worker.netns:
-                continue
-            meta = worker.pod["metadata"]
-            addresses[uid] = PodAddress(
-                namespace=meta["namespace"],
-                name=meta["name"],
-                ip=worker.ip,
-                ready=worker.pod_ready,
-                labels=meta.get("labels") or {},
-                hostname=worker.hostname,
-                subdomain=worker.pod["spec"].get("subdomain", ""),
-            )
-        if not addresses:
-            return
-        services = _raw(self.core.list_service_for_all_namespaces)["items"]
-        everyone = list(addresses.values())
-        for uid, own in addresses.items():
-            path = self.network.hosts_path(self.workers[uid].netns)
-            if path.parent.exists():
-                write_in_place(path, hosts_file(own, everyone, services))
+        with self._hosts_lock:
+            targets = [(c[0], c[1]) for c in self._clients.values()]
+            pods = []
+            for worker in list(self.workers.values()):
+                if not worker.ip or not worker.netns:
+                    continue
+                meta = worker.pod["metadata"]
+                own = PodAddress(
+                    namespace=meta["namespace"],
+                    name=meta["name"],
+                    ip=worker.ip,
+                    ready=worker.pod_ready,
+                    labels=meta.get("labels") or {},
+                    hostname=worker.hostname,
+                    subdomain=worker.pod["spec"].get("subdomain", ""),
+                )
+                pods.append(own)
+                targets.append((worker.netns, own))
+            if not targets:
+                return
+            services = _raw(self.core.list_service_for_all_namespaces)["items"]
+            for netns, own in targets:
+                path = self.network.hosts_path(netns)
+                if path.parent.exists():
+                    write_in_place(path, hosts_file(own, pods, services))

@@ -2,18 +2,17 @@
 
 There are no images: a table maps image names (fnmatch patterns) to a local
 entry point. The process runs under `ip netns exec <ns>` (the pod's network
-and its /etc/hosts) plus `unshare --uts` (the pod's hostname); volumes are bind
-mounts inside that private mount namespace, at the container's mountPath.
-A mountPath that does not exist on the host is created there as an empty
-directory first (a mount point needs one) and left in place.
+and its /etc/hosts) plus `unshare --uts` (the pod's hostname); then
+`sandbox_init.py` sets the hostname, bind-mounts the volumes inside that
+private mount namespace (parents first, nothing created on the host) and
+execs the container's argv.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
+import json
 import re
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,23 +78,22 @@ class Mount:
     read_only: bool = False
 
 
+SANDBOX_INIT = Path(__file__).with_name("sandbox_init.py")
+
+
 def sandbox_argv(
     netns: str, hostname: str, mounts: Sequence[Mount], workdir: str | None, argv: Sequence[str]
 ) -> list[str]:
     """argv that runs `argv` in the pod's network, UTS and a private mount namespace."""
-    lines = [f"hostname {shlex.quote(hostname)}"]
-    for mount in mounts:
-        if not os.path.exists(mount.target):
-            os.makedirs(mount.target, exist_ok=True)
-        src, dst = shlex.quote(str(mount.source)), shlex.quote(mount.target)
-        lines.append(f"mount --bind {src} {dst}")
-        if mount.read_only:
-            lines.append(f"mount -o remount,bind,ro {dst}")
-    if workdir:
-        lines.append(f"cd {shlex.quote(workdir)}")
-    lines.append('exec "$@"')
-    script = " && ".join(lines)
-    return ["ip", "netns", "exec", netns, "unshare", "--uts", "sh", "-c", script, "sh", *argv]
+    spec = {
+        "hostname": hostname,
+        "mounts": [
+            {"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in mounts
+        ],
+        "workdir": workdir or "",
+    }
+    init = [sys.executable, "-I", "-S", str(SANDBOX_INIT), json.dumps(spec)]
+    return ["ip", "netns", "exec", netns, "unshare", "--uts", *init, *argv]
 
 
 def container_argv(

@@ -10,6 +10,7 @@ Every name created here carries the environment's tag, and `stop()` deletes it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 NETNS_ETC = Path("/etc/netns")
 RESOLV_CONF = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
 POOL = ipaddress.ip_network("10.213.0.0/16")
+ALLOCATION_LOCK = Path("/run/raftpod-pod-network.lock")
 
 
 def run_ip(*args: str) -> str:
@@ -59,27 +61,31 @@ class PodNetwork:
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.bridge = f"rpbr{tag}"
-        used = _used_networks()
-        subnet = next(
-            (s for s in POOL.subnets(new_prefix=24) if not any(s.overlaps(u) for u in used)),
-            None,
-        )
-        if subnet is None:
-            raise RuntimeError(f"no free /24 left in {POOL}")
-        self.subnet = subnet
-        hosts = list(subnet.hosts())
-        self.gateway = str(hosts[0])
-        self._free = [str(h) for h in hosts[1:]]
         self._lock = threading.Lock()
         self._sandboxes: dict[str, str] = {}  # netns name -> pod IP
         self._counter = 0
-        run_ip("link", "add", self.bridge, "type", "bridge")
-        try:
-            run_ip("addr", "add", f"{self.gateway}/{subnet.prefixlen}", "dev", self.bridge)
-            run_ip("link", "set", self.bridge, "up")
-        except RuntimeError:
-            run_ip("link", "del", self.bridge)
-            raise
+        # Environments of other test runs on this machine pick subnets too: choosing
+        # one and claiming it (its route appears with the address) is one step.
+        with open(ALLOCATION_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = _used_networks()
+            subnet = next(
+                (s for s in POOL.subnets(new_prefix=24) if not any(s.overlaps(u) for u in used)),
+                None,
+            )
+            if subnet is None:
+                raise RuntimeError(f"no free /24 left in {POOL}")
+            self.subnet = subnet
+            hosts = list(subnet.hosts())
+            self.gateway = str(hosts[0])
+            self._free = [str(h) for h in hosts[1:]]
+            run_ip("link", "add", self.bridge, "type", "bridge")
+            try:
+                run_ip("addr", "add", f"{self.gateway}/{subnet.prefixlen}", "dev", self.bridge)
+                run_ip("link", "set", self.bridge, "up")
+            except RuntimeError:
+                run_ip("link", "del", self.bridge)
+                raise
 
     @classmethod
     def create(cls, attempts: int = 5) -> PodNetwork:

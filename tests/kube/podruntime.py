@@ -260,11 +260,11 @@ class PodWorker:
                 )
 
     def _exec_argv(self, c: ContainerRuntime) -> Callable[[Sequence[str]], list[str]]:
+        """An exec probe joins the running container's namespaces, as `kubectl exec` does."""
+
         def build(command: Sequence[str]) -> list[str]:
-            assert self.volumes is not None
-            return sandbox_argv(
-                self.netns, self.hostname, container_mounts(c.spec, self.volumes), None, command
-            )
+            assert c.proc is not None
+            return ["nsenter", "-t", str(c.proc.pid), "-m", "-u", "-n", "--", *command]
 
         return build
 

@@ -1,4 +1,4 @@
-"""Container probes (httpGet, tcpSocket, exec) with Kubernetes' thresholds.
+"""Container probes (httpGet over HTTP or HTTPS, tcpSocket, exec) with Kubernetes' thresholds.
 
 A probe runs at its periodSeconds, clamped to [MIN_PERIOD, MAX_PERIOD] so tests
 stay quick, and flips its result only after successThreshold successes or
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,11 +31,31 @@ def resolve_port(port: object, container: Mapping[str, Any]) -> int:
     raise ValueError(f"unknown port {port!r}")
 
 
-def http_get(host: str, port: int, path: str, timeout: float) -> bool:
-    """Kubernetes semantics: any status in [200, 400) is a success."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def _insecure_tls() -> ssl.SSLContext:
+    """TLS without verifying the server, as the kubelet's HTTPS probes do."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def http_get(
+    host: str,
+    port: int,
+    path: str,
+    timeout: float,
+    *,
+    scheme: str = "HTTP",
+    headers: Mapping[str, str] | None = None,
+) -> bool:
+    """Kubernetes semantics: any status in [200, 400) is a success; HTTPS skips verification."""
+    conn: http.client.HTTPConnection
+    if scheme.upper() == "HTTPS":
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=_insecure_tls())
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", path or "/")
+        conn.request("GET", path or "/", headers=dict(headers or {}))
         return 200 <= conn.getresponse().status < 400
     except (OSError, http.client.HTTPException):
         return False
@@ -88,7 +109,12 @@ class Prober:
             action = spec["httpGet"]
             port = resolve_port(action.get("port"), self.container)
             return http_get(
-                action.get("host") or self.pod_ip, port, action.get("path", "/"), self.timeout
+                action.get("host") or self.pod_ip,
+                port,
+                action.get("path", "/"),
+                self.timeout,
+                scheme=action.get("scheme") or "HTTP",
+                headers={h["name"]: h["value"] for h in action.get("httpHeaders") or []},
             )
         if "tcpSocket" in spec:
             action = spec["tcpSocket"]

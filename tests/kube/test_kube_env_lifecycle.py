@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,10 @@ from tests.kube.workloads import PORT, http_json, is_ready, wait_pods
 pytestmark = pytest.mark.kube
 
 
-def listening(port: int) -> bool:
+def listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def alive(pid: int) -> bool:
@@ -39,6 +40,9 @@ def netns_names() -> set[str]:
 
 def test_nodes_have_zones_and_stop_leaves_nothing_behind() -> None:
     skip_or_fail_if_unavailable()
+    tag = uuid.uuid4().hex[:8]
+    # mountPaths missing on the host: made for the pod only, never on the host
+    host_dirs = [Path(f"/var/lib/raftpod-testapp-{tag}"), Path(f"/etc/raftpod-testapp-{tag}")]
     env = KubeEnv.start()
     try:
         nodes = apis.core(env.api).list_node().items
@@ -57,8 +61,17 @@ def test_nodes_have_zones_and_stop_leaves_nothing_behind() -> None:
                         "name": "app",
                         "image": "testapp:dev",
                         "env": [{"name": "PORT", "value": str(PORT)}],
+                        # Ready only once it serves: the test calls it right away
+                        "readinessProbe": {
+                            "httpGet": {"path": "/healthz", "port": PORT},
+                            "periodSeconds": 1,
+                        },
+                        "volumeMounts": [
+                            {"name": "scratch", "mountPath": f"{path}/data"} for path in host_dirs
+                        ],
                     }
                 ],
+                "volumes": [{"name": "scratch", "emptyDir": {}}],
                 "automountServiceAccountToken": False,
             },
         }
@@ -67,10 +80,13 @@ def test_nodes_have_zones_and_stop_leaves_nothing_behind() -> None:
             env.api, "default", "app=probe", lambda ps: len(ps) == 1 and is_ready(ps[0]), what="pod"
         )
         assert http_json(f"http://{ready.status.pod_ip}:{PORT}/")["hostname"] == "probe"
+        assert not any(path.exists() for path in host_dirs)
         sandboxes = env.network.sandboxes()
         pids = [p.pid for p in env.control_plane.processes]
         pids += [c.proc.pid for w in env.kubelet.workers.values() for c in w.apps if c.proc]
         ports, root, bridge = env.control_plane.ports, env.root, env.network.bridge
+        relay_host, relay_port = env.api_relay.address
+        assert listening(relay_port, relay_host)
         assert sandboxes and set(sandboxes) <= netns_names()
         assert all(alive(pid) for pid in pids) and len(pids) == 5
         assert all(listening(port) for port in ports)
@@ -78,6 +94,8 @@ def test_nodes_have_zones_and_stop_leaves_nothing_behind() -> None:
         env.stop()
     assert not any(alive(pid) for pid in pids)
     assert not any(listening(port) for port in ports)
+    assert not env.api_relay.running
+    assert not any(path.exists() for path in host_dirs)
     assert not root.exists()
     assert not set(sandboxes) & netns_names()
     assert not any((NETNS_ETC / ns).exists() for ns in sandboxes)

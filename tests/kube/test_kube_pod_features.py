@@ -8,6 +8,7 @@ failing liveness probe restarts the container.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +49,11 @@ def features_pod() -> dict[str, Any]:
                     "image": "testapp:dev",
                     "restartPolicy": "Always",
                     "env": [{"name": "PORT", "value": "8081"}],
-                    "startupProbe": {"tcpSocket": {"port": 8081}, "periodSeconds": 1},
+                    "startupProbe": {
+                        "tcpSocket": {"port": 8081},
+                        "periodSeconds": 1,
+                        "failureThreshold": 30,
+                    },
                 },
             ],
             "containers": [
@@ -110,6 +115,7 @@ def test_init_sidecar_env_and_volumes(kube_env: KubeEnv, kube_namespace: str) ->
     assert env("BOTH") == f"hello-{pod.spec.node_name}"
     assert http_json(f"{base}/file?path={SCRATCH}/init.txt")["text"] == "from init"
     assert http_json(f"{base}/file?path={CONFIG}/greeting")["text"] == "hello"
+    assert not Path(SCRATCH).exists() and not Path(CONFIG).exists()  # made for the pod only
     # The sidecar listens on the pod's own loopback, which the app container shares.
     sidecar = http_json(f"{base}/fetch?url=http://127.0.0.1:8081/")
     assert sidecar["hostname"] == "features"

@@ -9,6 +9,7 @@ GET /fetch?url=U      another server's body, fetched from inside the pod
 POST /data       store the request body in $DATA_DIR/data.txt
 POST /exit?code=N     exit with status N (a crash the kubelet must restart)
 
+With TLS_CERT and TLS_KEY set it serves HTTPS instead of HTTP.
 Every start appends a line to $DATA_DIR/boots.txt, so tests can see that a
 persistent volume survived a restart.
 """
@@ -19,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import urllib.request
@@ -115,6 +117,10 @@ def main() -> None:
         with open(directory / "boots.txt", "a") as boots:
             boots.write(f"{socket.gethostname()}\n")
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
+    if os.environ.get("TLS_CERT"):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

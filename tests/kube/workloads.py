@@ -46,6 +46,8 @@ def app_statefulset(
         "image": "testapp:dev",
         "env": env,
         "ports": [{"name": "http", "containerPort": PORT}],
+        # liveness starts after the startup probe passed, however slow a loaded machine is
+        "startupProbe": {**probe, "failureThreshold": 60},
         "readinessProbe": probe,
         "livenessProbe": {**probe, "failureThreshold": 5},
     }

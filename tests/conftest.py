@@ -1,4 +1,9 @@
-"""Fixtures of tests/kube (defined in fixtures.py so other areas can import them)."""
+"""Fixtures shared across test areas, imported once so a session has one of each.
+
+The Kubernetes environment (`kube_env`, session-scoped) serves tests/kube and
+tests/raftcluster_e2e alike: importing it from two folders' conftests would
+register two fixtures and start two environments in one run.
+"""
 
 from __future__ import annotations
 
