@@ -1,0 +1,569 @@
+"""The asyncio driver around the sans-I/O core: one task owns ``RawNode``.
+
+Everything that touches the core (ticks, peer messages, proposals, read-index
+requests, membership changes) is queued and run by the single Ready-loop task,
+between Ready cycles, so the core never sees a call between ``ready()`` and
+``advance()``. Each cycle does what the Ready contract says, in order: persist
+(awaiting the storage's fsync thread), send, apply, answer read states,
+advance. Proposals wait while a persist is in flight, so they batch into the
+next Ready: that is the group commit.
+
+A proposal is a future in a dict keyed by log index and resolved when that
+index is applied with the term it was proposed in; an index that comes back
+with another term means the entry was overwritten after a leader change, and
+the caller learns it was dropped. Every wait is bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from . import envelope
+from .config import TICK_MS, NodeConfig
+from .logs import event
+from .metrics import ROLE_NAMES, NodeMetrics
+from .raft.confchange import apply_change, decode_conf_change
+from .raft.errors import NotLeaderError, RaftUsageError
+from .raft.messages import (
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    Ready,
+    Role,
+    Snapshot,
+)
+from .raft.node import RawNode, Status
+from .state.machine import StateMachine
+from .storage import DurableStorage
+from .transport import PeerTransport
+
+T = TypeVar("T")
+
+MAX_TICKS_PER_CYCLE = 5
+"""Ticks missed while the loop was busy are replayed at most this many at once."""
+
+SNAPSHOT_KEEP_ENTRIES = 1000
+"""Entries kept behind a snapshot (at most half of ``--snapshot-entries``) so briefly
+lagging followers need no InstallSnapshot."""
+
+
+class NodeError(Exception):
+    """A request the node could not serve; ``code``/``status`` map onto the HTTP error."""
+
+    code = "internal"
+    status = 500
+
+
+class NoLeaderError(NodeError):
+    code = "no_leader"
+    status = 503
+
+
+class NoQuorumError(NodeError):
+    code = "no_quorum"
+    status = 503
+
+
+class ProposalDroppedError(NodeError):
+    """The entry was overwritten by a new leader: it was not applied, retrying is safe."""
+
+    code = "no_leader"
+    status = 503
+
+
+class UnknownOutcomeError(NodeError):
+    """The deadline passed after proposing: the write may or may not be applied."""
+
+    code = "timeout"
+    status = 504
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A proposal's outcome: where it landed in the log and what apply returned."""
+
+    index: int
+    term: int
+    result: Any
+
+
+@dataclass
+class _Pending:
+    term: int
+    future: asyncio.Future[Any]
+
+
+class RaftNode:
+    """Drives one ``RawNode``; the HTTP layers call its async methods."""
+
+    def __init__(
+        self,
+        *,
+        config: NodeConfig,
+        raw: RawNode,
+        storage: DurableStorage,
+        machine: StateMachine,
+        metrics: NodeMetrics,
+        logger: logging.Logger,
+        conf: ConfState,
+        applied: int,
+        directory: dict[str, str],
+    ) -> None:
+        self.config = config
+        self.id = config.id
+        self.raw = raw
+        self.storage = storage
+        self.machine = machine
+        self.metrics = metrics
+        self.log = logger
+        self.transport: PeerTransport | None = None
+        self.conf = conf
+        self.applied = applied
+        self.commit = applied
+        status = raw.status()
+        self.term = status.term
+        self.leader = status.leader
+        self.role = status.role
+        self.directory = dict(directory)
+        self.last_snapshot_index = applied
+        self._inbox: list[Message] = []
+        self._ops: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._ticks = 0
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()  # set (and replaced) on every apply and leader change
+        self._pending: dict[int, _Pending] = {}
+        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._read_ids = itertools.count(1)
+        self._apply_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_ids = itertools.count()
+        self._snapshot_waiters: list[asyncio.Future[Snapshot]] = []
+        self._announced_term = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.fatal: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, transport: PeerTransport) -> None:
+        self.transport = transport
+        self.update_peers(self.raw.status().conf)
+        self.metrics.set_election_timeout(*self.config.election_timeout_ms)
+        self.metrics.applied_index.set(self.applied)
+        self.metrics.set_role(self.role)
+        self._tasks = [
+            asyncio.create_task(self._ready_loop(), name="raft-ready"),
+            asyncio.create_task(self._tick_loop(), name="raft-tick"),
+        ]
+
+    async def stop(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(NoLeaderError("node is shutting down"))
+
+    async def wait_fatal(self) -> None:
+        """Returns when the Ready loop died (disk error): the process should exit."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+
+    def update_peers(self, conf: ConfState) -> None:
+        """Dial every member: at its ``--peers`` address if given, else the configured one."""
+        if self.transport is None:
+            return
+        flagged = self.config.peers
+        self.transport.update_peers(
+            {m.id: flagged.get(m.id, m.address) for m in conf.members if m.address}
+        )
+
+    # -- inputs from the transport ------------------------------------------
+    def deliver(self, messages: list[Message]) -> None:
+        """Peer messages arrived; they are stepped by the Ready loop."""
+        self._inbox.extend(messages)
+        self._wake.set()
+
+    def report_unreachable(self, peer: str) -> None:
+        self._submit(lambda: self.raw.report_unreachable(peer))
+
+    # -- the loop ----------------------------------------------------------
+    def _submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._ops.append((fn, future))
+        self._wake.set()
+        return future
+
+    async def _tick_loop(self) -> None:
+        interval = TICK_MS / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._ticks += 1
+            self._wake.set()
+
+    def _drain_inputs(self) -> None:
+        ticks, self._ticks = min(self._ticks, MAX_TICKS_PER_CYCLE), 0
+        for _ in range(ticks):
+            self.raw.tick()
+        inbox, self._inbox = self._inbox, []
+        for message in inbox:
+            self.raw.step(message)
+        ops, self._ops = self._ops, []
+        for fn, future in ops:
+            try:
+                result = fn()
+            except Exception as exc:  # the caller's request failed, not the loop
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def _ready_loop(self) -> None:
+        try:
+            while not self._closing:
+                await self._wake.wait()
+                self._wake.clear()
+                self._drain_inputs()
+                while self.raw.has_ready():
+                    rd = self.raw.ready()
+                    await self._handle_ready(rd)
+                    self.raw.advance(rd)
+                    self._drain_inputs()
+                    self._announce_admin_url()
+                await self._maybe_snapshot()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.fatal = exc
+            self.log.exception("raft loop failed; the node must restart")
+            raise
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if rd.hard_state is not None:
+            if rd.hard_state.term != self.term:
+                event(self.log, "term changed", term=rd.hard_state.term, previous=self.term)
+                self.term = rd.hard_state.term
+                self.metrics.current_term.set(self.term)
+            self.commit = rd.hard_state.commit
+            self.metrics.commit_index.set(self.commit)
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
+        self._fail_overwritten(rd.entries)
+        if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
+            await self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
+            self.metrics.last_log_index.set(self.storage.last_index())
+        if rd.snapshot is not None or any(e.type == EntryType.CONF_CHANGE for e in rd.entries):
+            self.update_peers(self.raw.status().conf)
+        if rd.messages and self.transport is not None:
+            self.transport.send(rd.messages)
+            sent = sum(1 for m in rd.messages if m.type == MessageType.APP)
+            if sent:
+                self.metrics.append_entries_sent.inc(sent)
+        if rd.snapshot is not None and rd.snapshot.meta.index > self.applied:
+            self._install_snapshot(rd.snapshot)
+        if rd.committed_entries:
+            started = time.perf_counter()
+            for entry in rd.committed_entries:
+                self._apply(entry)
+            self.metrics.apply_seconds.observe(time.perf_counter() - started)
+            self.metrics.applied_index.set(self.applied)
+        for read in rd.read_states:
+            future = self._reads.pop(read.context, None)
+            if future is not None and not future.done():
+                future.set_result(read.index)
+        self._release_apply_waiters()
+
+    def _on_soft_state(self, leader: str, role: Role) -> None:
+        if role != self.role:
+            event(self.log, f"became {ROLE_NAMES[role].replace('_', '-')}", term=self.term)
+            self.role = role
+            self.metrics.set_role(role)
+        if leader != self.leader:
+            event(self.log, "leader changed", leader=leader or None, previous=self.leader or None)
+            if leader:
+                self.metrics.leader_changes.inc()
+            self.leader = leader
+            self._notify_changed()
+
+    def _announce_admin_url(self) -> None:
+        """A leader records its admin URL in the log so followers can forward to it.
+
+        Proposed once per term (again if refused, e.g. during a transfer) unless the
+        replicated directory already holds this URL.
+        """
+        url = self.config.advertise_admin
+        if self.role != Role.LEADER or self._announced_term == self.term:
+            return
+        if self.directory.get(self.id) == url:
+            return
+        try:
+            self.raw.propose(envelope.directory_record(self.id, url))
+        except RaftUsageError:
+            return
+        self._announced_term = self.term
+
+    def _fail_overwritten(self, entries: tuple[Entry, ...]) -> None:
+        for entry in entries:
+            pending = self._pending.get(entry.index)
+            if pending is not None and pending.term != entry.term:
+                del self._pending[entry.index]
+                self.metrics.proposals.labels("dropped").inc()
+                if not pending.future.done():
+                    pending.future.set_exception(
+                        ProposalDroppedError("leadership changed before the write committed")
+                    )
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        machine_bytes, directory = envelope.unpack_snapshot(snapshot.data)
+        if machine_bytes:
+            self.machine.restore(machine_bytes)
+        self.directory = directory
+        self.conf = snapshot.meta.conf
+        self.applied = snapshot.meta.index
+        self.last_snapshot_index = snapshot.meta.index
+        self.metrics.snapshots_installed.inc()
+        event(
+            self.log,
+            "installed snapshot",
+            index=snapshot.meta.index,
+            term=snapshot.meta.term,
+            bytes=len(snapshot.data),
+        )
+        for index in [i for i in self._pending if i <= snapshot.meta.index]:
+            pending = self._pending.pop(index)
+            if not pending.future.done():
+                pending.future.set_exception(
+                    UnknownOutcomeError("a snapshot replaced the log; the outcome is unknown")
+                )
+
+    def _apply(self, entry: Entry) -> None:
+        result: object = None
+        if entry.type == EntryType.CONF_CHANGE:
+            change = decode_conf_change(entry.data)
+            self.conf = apply_change(self.conf, change)
+            result = self.conf
+            event(
+                self.log,
+                "membership changed",
+                change=change.type.name.lower(),
+                member=change.node_id,
+                address=change.address or None,
+                index=entry.index,
+                voters=",".join(self.conf.voters()),
+                learners=",".join(self.conf.learners()),
+            )
+        elif entry.data:
+            tag, payload = envelope.open_entry(entry.data)
+            if tag == envelope.Tag.DIRECTORY:
+                node_id, url = envelope.read_directory_record(payload)
+                self.directory[node_id] = url
+            else:
+                result = self.machine.apply(entry._replace(data=payload)).result
+        self.applied = entry.index
+        pending = self._pending.pop(entry.index, None)
+        if pending is None:
+            return
+        if pending.term == entry.term:
+            self.metrics.proposals.labels("ok").inc()
+            if not pending.future.done():
+                pending.future.set_result(Committed(entry.index, entry.term, result))
+        else:
+            self.metrics.proposals.labels("dropped").inc()
+            if not pending.future.done():
+                pending.future.set_exception(
+                    ProposalDroppedError("leadership changed before the write committed")
+                )
+
+    def _release_apply_waiters(self) -> None:
+        waiters = self._apply_waiters
+        while waiters and waiters[0][0] <= self.applied:
+            _, _, future = heapq.heappop(waiters)
+            if not future.done():
+                future.set_result(None)
+        self._notify_changed()
+
+    def _notify_changed(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _maybe_snapshot(self) -> None:
+        """Snapshot on request or every ``--snapshot-entries`` applied entries (in the loop)."""
+        due = self.applied - self.last_snapshot_index >= self.config.snapshot_entries
+        if not (due or self._snapshot_waiters):
+            return
+        waiters, self._snapshot_waiters = self._snapshot_waiters, []
+        try:
+            snapshot = await self._take_snapshot()
+        except Exception as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(snapshot)
+
+    async def take_snapshot(self) -> Snapshot:
+        """Have the Ready loop snapshot now; returns the newest snapshot."""
+        future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        self._snapshot_waiters.append(future)
+        self._wake.set()
+        return await future
+
+    async def _take_snapshot(self) -> Snapshot:
+        """Snapshot the state machine at the applied index and compact the log behind it."""
+        if self.applied <= self.storage.snapshot().meta.index:
+            return self.storage.snapshot()
+        started = time.perf_counter()
+        data = envelope.pack_snapshot(self.machine.snapshot(), self.directory)
+        snapshot = await self.storage.create_snapshot(self.applied, self.conf, data)
+        keep = min(SNAPSHOT_KEEP_ENTRIES, self.config.snapshot_entries // 2)
+        await self.storage.compact(max(0, snapshot.meta.index - keep))
+        self.last_snapshot_index = snapshot.meta.index
+        elapsed = time.perf_counter() - started
+        self.metrics.snapshots.inc()
+        self.metrics.snapshot_seconds.observe(elapsed)
+        self.metrics.snapshot_bytes.set(len(data))
+        event(
+            self.log,
+            "snapshot taken",
+            index=snapshot.meta.index,
+            term=snapshot.meta.term,
+            bytes=len(data),
+            seconds=round(elapsed, 4),
+        )
+        return snapshot
+
+    # -- waiting helpers -----------------------------------------------------
+    async def wait_leader(self, deadline: float) -> str:
+        """The current leader's id, waiting up to ``deadline`` for one to be known."""
+        if not await self.wait_condition(lambda: bool(self.leader), deadline):
+            raise NoLeaderError("no leader is known; the cluster may have lost quorum")
+        return self.leader
+
+    async def wait_applied(self, index: int, deadline: float) -> None:
+        if self.applied >= index:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._apply_waiters, (index, next(self._waiter_ids), future))
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await future
+        except TimeoutError:
+            raise NoQuorumError(f"this node did not apply index {index} in time") from None
+
+    async def wait_condition(self, check: Callable[[], bool], deadline: float) -> bool:
+        """Wait until ``check()`` holds after some apply or leader change, or the deadline."""
+        while not check():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            changed = self._changed
+            try:
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+            except TimeoutError:
+                return check()
+        return True
+
+    async def wait_leader_change(self, leader: str, deadline: float) -> bool:
+        """Wait until the known leader is no longer ``leader``; False at the deadline."""
+        return await self.wait_condition(lambda: self.leader != leader, deadline)
+
+    async def wait_applied_past(self, index: int, deadline: float) -> bool:
+        """Wait until something past ``index`` is applied; False at the deadline."""
+        return await self.wait_condition(lambda: self.applied > index, deadline)
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.config.request_timeout
+
+    # -- client operations -------------------------------------------------------
+    def _register(self, index_term: tuple[int, int]) -> asyncio.Future[Any]:
+        index, term = index_term
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[index] = _Pending(term, future)
+        return future
+
+    async def _propose_with(
+        self, propose: Callable[[], tuple[int, int]], deadline: float
+    ) -> Committed:
+        """Propose on this node (the leader) and wait until the entry is applied here."""
+        await self.wait_leader(deadline)
+        if self.leader != self.id:
+            raise NotLeaderError(self.leader, self.term)
+        applied = await self._submit(lambda: self._register(propose()))
+        try:
+            outcome: Committed = await asyncio.wait_for(
+                applied, max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            self.metrics.proposals.labels("timeout").inc()
+            raise UnknownOutcomeError(
+                "the write was proposed but not committed before the deadline; "
+                "it may still be applied: read before retrying, or retry with the same "
+                "X-Request-Id"
+            ) from None
+        return outcome
+
+    async def propose(
+        self, command: bytes, deadline: float, client: str = "", seq: int = 0
+    ) -> Committed:
+        """Replicate a state-machine command; returns what the state machine's apply returned.
+
+        Raises ``NotLeaderError`` on a follower (the caller forwards),
+        ``NoLeaderError``, ``ProposalDroppedError`` or ``UnknownOutcomeError``.
+        """
+        data = envelope.machine_command(command)
+        try:
+            return await self._propose_with(lambda: self.raw.propose(data, client, seq), deadline)
+        except RaftUsageError:
+            self.metrics.proposals.labels("failed").inc()
+            raise
+
+    async def change_membership(self, change: ConfChange, deadline: float) -> ConfState:
+        outcome = await self._propose_with(lambda: self.raw.propose_conf_change(change), deadline)
+        assert isinstance(outcome.result, ConfState)
+        return outcome.result
+
+    async def read_barrier(self, deadline: float, lease: bool = False) -> int:
+        """Wait until a linearizable read may be served locally (ReadIndex); returns the index.
+
+        On a follower the core asks the leader for its commit index; either way the
+        read waits until this node has applied that far.
+        """
+        await self.wait_leader(deadline)
+        context = next(self._read_ids).to_bytes(8, "big")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[context] = future
+        try:
+            await self._submit(lambda: self.raw.read_index(context, lease))
+            index = await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise NoQuorumError(
+                "the leader did not confirm a read index in time; the cluster may lack quorum"
+            ) from None
+        finally:
+            self._reads.pop(context, None)
+        await self.wait_applied(index, deadline)
+        return index
+
+    async def transfer_leadership(self, to: str, deadline: float) -> str:
+        await self._submit(lambda: self.raw.transfer_leadership(to))
+        if not await self.wait_condition(lambda: self.leader == to, deadline):
+            raise UnknownOutcomeError(f"leadership did not move to {to!r} before the deadline")
+        return to
+
+    def status(self) -> Status:
+        return self.raw.status()
+
+    def leader_admin_url(self) -> str | None:
+        return self.directory.get(self.leader) if self.leader else None

@@ -1,0 +1,148 @@
+"""The command line: flag validation with env twins, and ``dev-cluster`` start/stop."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raftpod_sidecar import backupstore
+from raftpod_sidecar.config import ConfigError, parse
+
+from .cluster import http, poll
+
+
+def test_flags_env_twins_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RAFTPOD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RAFTPOD_PEERS", "n1=10.0.0.1:7000,n2=10.0.0.2:7000")
+    monkeypatch.setenv("RAFTPOD_HEARTBEAT_MS", "40")
+    cfg = parse(["--id", "n1", "--heartbeat-ms", "30"])
+    assert cfg.data_dir == tmp_path
+    assert cfg.peers == {"n1": "10.0.0.1:7000", "n2": "10.0.0.2:7000"}
+    assert cfg.heartbeat_ms == 30  # the command line wins over the environment
+    assert cfg.heartbeat_ticks == 3 and cfg.election_ticks == (15, 30)
+    assert str(cfg.api_listen) == "127.0.0.1:7001"
+    assert str(cfg.peer_listen) == "0.0.0.0:7000" and cfg.admin_listen.port == 7002
+    assert cfg.advertise_peer == "10.0.0.1:7000"
+    assert cfg.advertise_admin == "http://10.0.0.1:7002"
+    assert cfg.max_request_bytes == 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data-dir", "d", "--peers", "n1=a:1"], "--id is required"),
+        (["--id", "n1", "--peers", "n1=a:1"], "--data-dir is required"),
+        (["--id", "n1", "--data-dir", "d"], "--peers id=host:port"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n2=a:1"], "must include this node"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n1=nope"], "expected host:port"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n1=a:1", "--election-timeout-ms", "300:100"],
+         "hi must exceed lo"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n1=a:1", "--log-format", "xml"],
+         "json, logfmt"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n1=a:1", "--tls-cert", "c"], "go together"),
+        (["--id", "n1", "--data-dir", "d", "--join", "somewhere"], "admin URL"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n1=a:1", "--snapshot-entries", "0"],
+         "positive integer"),
+    ],
+)  # fmt: skip
+def test_invalid_flags_are_clear_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse(argv)
+
+
+def test_bad_flags_exit_2_with_the_reason(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "raftpod_sidecar.cli", "--id", "n1", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert "give --peers" in done.stderr
+
+
+def test_restore_from_a_corrupt_backup_refuses_to_start(tmp_path: Path) -> None:
+    store = backupstore.open_store((tmp_path / "backup").as_uri())
+    ref = store.put(backupstore.SnapshotInfo("c1", index=5, term=2), io.BytesIO(b"snapshot"))
+    written = Path(ref.url.removeprefix("file://"))
+    written.write_bytes(written.read_bytes().replace(b"snapshot", b"tampered"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "raftpod_sidecar.cli", "--id", "n1",
+         "--data-dir", str(tmp_path / "data"), "--peers", "n1=127.0.0.1:1",
+         "--restore-from", (tmp_path / "backup").as_uri(),
+         "--api-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        capture_output=True, check=False, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is corrupt: sha256" in done.stderr
+
+
+def _free_base_port() -> int:
+    """A base port whose node ports (base + 10*i + 0..2, 3 nodes) are all free now."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base > 65000:
+            continue
+        ports = [base + 10 * i + k for i in range(3) for k in range(3)]
+        try:
+            socks = []
+            for port in ports:
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return base
+    raise AssertionError("no free port range")
+
+
+def test_dev_cluster_starts_serves_and_stops(tmp_path: Path) -> None:
+    base = _free_base_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster", "--nodes", "3",
+             "--data-dir", str(tmp_path / "data"), "--base-port", str(base)],
+            stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    try:
+        admin = f"http://127.0.0.1:{base + 2}"
+        poll(lambda: http("GET", admin + "/admin/status", timeout=2).json()["leader"], 30,
+             "a dev-cluster leader")  # fmt: skip
+        app = f"http://127.0.0.1:{base + 21}"  # node 3
+        assert http("PUT", app + "/v1/kv/greeting", data=b"hello").status_code == 200
+        assert http("GET", f"http://127.0.0.1:{base + 1}/v1/kv/greeting").content == b"hello"
+        text = out.read_text()
+        assert f"n2: app http://127.0.0.1:{base + 11}  admin http://127.0.0.1:{base + 12}" in text
+        assert "curl -X PUT" in text
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", text)]
+        assert len(pids) == 3
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:  # the test failed: kill dev-cluster and its nodes
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "all nodes stopped" in out.read_text()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert (tmp_path / "data" / "n1" / "wal").is_dir()
