@@ -1,0 +1,1 @@
+"""Deterministic simulation of the Raft core (FoundationDB / VOPR style): one seed, all faults."""
