@@ -1,0 +1,1 @@
+"""``raftpod-bench``: throughput and cost measurements, one subcommand per benchmark."""

@@ -1,0 +1,63 @@
+"""The comparison table and the goal verdicts computed from a results document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raftpod_sidecar.bench.report import comparison_rows, goals, timing_rows
+
+
+def _workload(name: str, ops_per_s: float, p50: float, p99: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "op": "write",
+        "ops_per_s": ops_per_s,
+        "latency_ms": {"p50": p50, "p99": p99, "p999": p99},
+        "error_count": 0,
+        "server": {"cpu_cores": 0.5},
+    }
+
+
+def _doc() -> dict[str, Any]:
+    return {
+        "systems": {
+            "raftpod": {
+                "workloads": [
+                    _workload("write-seq", 900.0, 0.6, 2.0),
+                    _workload("write-64", 3000.0, 20.0, 60.0),
+                ],
+                "failover": {"median_s": 0.4},
+                "transfer": {"median_s": 0.2},
+                "idle_rss_mib": {"n1": 40.0, "n2": 120.0},
+            },
+            "etcd": {
+                "workloads": [
+                    _workload("write-seq", 600.0, 1.0, 2.0),
+                    _workload("write-64", 2500.0, 25.0, 50.0),
+                ],
+                "failover": {"median_s": 1.6},
+                "transfer": {"median_s": 0.1},
+            },
+        }
+    }
+
+
+def test_rows_carry_ratios_raftpod_over_etcd() -> None:
+    rows = {row["workload"]: row for row in comparison_rows(_doc())}
+    assert rows["write-seq"]["ops x"] == 1.5
+    assert rows["write-seq"]["p50 x"] == 0.6
+    assert rows["write-64"]["p99 x"] == 1.2
+    timings = {row["timing"]: row for row in timing_rows(_doc())}
+    assert timings["failover median"]["x"] == 0.25
+    assert timings["catchup seconds"]["raftpod ms"] is None
+
+
+def test_goals_are_judged_and_unmeasured_ones_say_so() -> None:
+    verdicts = {g["goal"]: g["met"] for g in goals(_doc())}
+    assert verdicts["sequential write p50, raftpod/etcd"] is True  # 0.6 <= 0.7
+    assert verdicts["writes/s at 64 clients, raftpod/etcd"] is False  # 1.2 < 1.5
+    assert verdicts["write p99 at 64 clients, raftpod/etcd"] is False  # 1.2 > 1.0
+    assert verdicts["linearizable reads/s at 64 clients, raftpod/etcd"] is None
+    assert verdicts["failover median, s"] is True
+    assert verdicts["leadership transfer median, s"] is False  # 0.2 s
+    assert verdicts["idle RSS per node, MiB"] is False  # the worst node counts
