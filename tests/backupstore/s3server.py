@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from raftpod_sidecar.backupstore import Credentials
 from tests.kube.binaries import binary, missing
-from tests.kube.env import require_kube
+from tests.kube.env import skip_or_fail
 from tests.kube.procs import LoggedProcess, ProcessError, free_port, wait_until
 
 if TYPE_CHECKING:
@@ -119,10 +119,7 @@ def skip_or_fail_without_s3() -> None:
     """Skip when versitygw is not built, unless RAFTPOD_REQUIRE_KUBE demands it."""
     if not missing(("versitygw",)):
         return
-    reason = "versitygw missing: run scripts/testbin build versitygw"
-    if require_kube():
-        pytest.fail(f"RAFTPOD_REQUIRE_KUBE is set but {reason}", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail("versitygw missing: run scripts/testbin build versitygw")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -99,3 +100,11 @@ def cluster(
             )
         )
     return pods, observe(pods, MAX_LAG)
+
+
+def drained(queue: asyncio.Queue[Any]) -> list[Any]:
+    """Everything posted so far (the ``events`` fixture's queue)."""
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items

@@ -24,7 +24,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tests.kube.binaries import missing
-from tests.kube.env import require_kube
+from tests.kube.env import skip_or_fail
 
 from raftpod_operator.crd import crd_manifest
 
@@ -51,10 +51,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
     absent = missing()
     if absent:
-        reason = f"control-plane binaries missing ({', '.join(absent)}): scripts/testbin build"
-        if require_kube():
-            pytest.fail(f"RAFTPOD_REQUIRE_KUBE is set but {reason}")
-        pytest.skip(reason)
+        skip_or_fail(f"control-plane binaries missing ({', '.join(absent)}): scripts/testbin build")
     from tests.kube.controlplane import ControlPlane
 
     plane = ControlPlane.start(tmp_path_factory.mktemp("plane"))

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
 import pytest
-
-# kopf posts events through these context variables; the test collects them in a queue
-from kopf._core.engines.posting import event_queue_loop_var, event_queue_var, settings_var
-from raftcluster_env import C, cluster
+from raftcluster_env import C, cluster, drained
 
 from raftpod_operator.handlers import _formed, _parse_or_fail, _target_revision
 
@@ -27,28 +23,6 @@ def body(spec: dict[str, Any]) -> kopf.Body:
             "spec": spec,
         }
     )
-
-
-@pytest.fixture
-async def events() -> AsyncIterator[asyncio.Queue[Any]]:
-    """What kopf.event/kopf.warn post, as kopf's poster would receive it."""
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    tokens = (
-        event_queue_var.set(queue),
-        event_queue_loop_var.set(asyncio.get_running_loop()),
-        settings_var.set(kopf.OperatorSettings()),
-    )
-    yield queue
-    event_queue_var.reset(tokens[0])
-    event_queue_loop_var.reset(tokens[1])
-    settings_var.reset(tokens[2])
-
-
-def drained(queue: asyncio.Queue[Any]) -> list[Any]:
-    items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
 
 
 async def test_invalid_spec_sets_status_posts_event_and_is_permanent(

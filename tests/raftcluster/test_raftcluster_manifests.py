@@ -59,16 +59,28 @@ FULL = {
     },
     "tls": {"enabled": False},
     "backup": {
+        "compression": "gzip",
         "destination": {
             "s3": {
                 "bucket": "bk",
                 "region": "eu-west-1",
                 "endpoint": "http://minio:9000",
                 "credentialsSecret": "s3-creds",
+                "sse": "AES256",
+            }
+        },
+    },
+    "restore": {
+        "from": {
+            "s3": {
+                "bucket": "old-bk",
+                "prefix": "ns/old",
+                "region": "us-east-1",
+                "endpoint": "https://s3.example.com/",
+                "credentialsSecret": "old-creds",
             }
         }
     },
-    "restore": {"from": {"s3": {"bucket": "bk", "prefix": "ns/old"}}},
 }
 
 
@@ -82,7 +94,7 @@ FULL = {
         ("service-client", lambda: m.client_service(C, minimal_spec(**FULL))),
         ("pdb-5", lambda: m.pod_disruption_budget(C, 5)),
         ("networkpolicy", lambda: m.network_policy(C)),
-        ("configmap-fresh-restore", lambda: m.config_map(C, minimal_spec(**FULL), 5, False)),
+        ("configmap-fresh-restore", lambda: m.config_map(C, minimal_spec(**FULL), 1, False)),
         ("configmap-bootstrapped", lambda: m.config_map(C, minimal_spec(**FULL), 5, True)),
         ("secret", lambda: m.secret(C, "c-admin", {"token": "t0k3n", "ca.crt": "PEM"})),
     ],
@@ -162,8 +174,44 @@ def test_pdb_keeps_a_majority() -> None:
 
 def test_restore_url() -> None:
     spec = minimal_spec(restore={"from": {"s3": {"bucket": "b", "key": "/x/1.snap"}}})
-    assert m.config_map(C, spec, 3, False)["data"]["restore-from"] == "s3://b/x/1.snap"
-    assert "restore-from" not in m.config_map(C, spec, 3, True)["data"]
+    assert m.config_map(C, spec, 1, False)["data"]["restore-from"] == "s3://b/x/1.snap"
+    assert "restore-from" not in m.config_map(C, spec, 1, True)["data"]
+    assert m.config_map(C, minimal_spec(**FULL), 1, False)["data"]["restore-from"] == (
+        "s3://old-bk/ns/old?endpoint=https%3A%2F%2Fs3.example.com&region=us-east-1"
+    )
+
+
+def test_a_restore_bootstraps_one_voter_and_scales_up_from_there() -> None:
+    restore = {"from": {"s3": {"bucket": "b", "prefix": "p"}}}
+    assert m.bootstrap_state(None, minimal_spec(restore=restore, replicas=5)) == (1, False)
+    assert m.bootstrap_state(None, minimal_spec(replicas=5)) == (5, False)
+    formed = m.config_map(C, minimal_spec(restore=restore), 1, True)
+    assert m.bootstrap_state(formed, minimal_spec(restore=restore)) == (1, True)
+
+
+def test_credentials_come_from_secret_keys_and_never_block_a_start() -> None:
+    sidecar = containers(m.stateful_set(C, minimal_spec(**FULL), NATIVE, 3))["raftpod"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in sidecar["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs == {
+        "AWS_ACCESS_KEY_ID": {"name": "s3-creds", "key": "accessKeyId", "optional": True},
+        "AWS_SECRET_ACCESS_KEY": {"name": "s3-creds", "key": "secretAccessKey", "optional": True},
+        "RAFTPOD_RESTORE_AWS_ACCESS_KEY_ID": {
+            "name": "old-creds",
+            "key": "accessKeyId",
+            "optional": True,
+        },
+        "RAFTPOD_RESTORE_AWS_SECRET_ACCESS_KEY": {
+            "name": "old-creds",
+            "key": "secretAccessKey",
+            "optional": True,
+        },
+    }
+    plain = containers(m.stateful_set(C, minimal_spec(), NATIVE, 3))["raftpod"]
+    assert not [e for e in plain["env"] if "AWS" in e["name"]]
 
 
 @pytest.mark.parametrize(

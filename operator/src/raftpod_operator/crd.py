@@ -159,7 +159,26 @@ def status_schema() -> dict[str, Any]:
                 },
             },
             "conditions": {"type": "array", "items": _condition_schema()},
-            "lastBackupAttempt": {"type": "string", "format": "date-time"},
+            "backup": {
+                "type": "object",
+                "description": "scheduling memory of backup.py: one firing per due time",
+                "properties": {
+                    "handledTime": {"type": "string", "format": "date-time"},
+                    "pendingTime": {"type": "string", "format": "date-time"},
+                    "attempts": integer,
+                    "lastFailureTime": {"type": "string", "format": "date-time"},
+                    "lastError": text,
+                    "onDemandHandled": text,
+                },
+            },
+            "restore": {
+                "type": "object",
+                "description": "where the cluster was restored from, once every member joined",
+                "properties": {
+                    "url": text,
+                    "completedTime": {"type": "string", "format": "date-time"},
+                },
+            },
             "lastBackup": {
                 "type": "object",
                 "properties": {

@@ -2,8 +2,9 @@
 
 * create / update / resume -> `reconcile`: every owned object by server-side
   apply (the StatefulSet keeps the replica count the scaling plan gave it).
-* a timer -> `observe_and_act`: read pods and every sidecar's ``/admin/status``,
-  plan scaling, else the rolling upgrade, take the one next step, write status.
+* a timer -> `observe_and_act`: re-apply the owned objects (undoing manual edits),
+  read pods and every sidecar's ``/admin/status``, plan scaling, else the rolling
+  upgrade, take the one next step, write status.
 * delete -> `cleanup_volumes` (behind the operator's finalizer): PVCs go unless
   ``storage.retainOnDelete``; every other child goes by owner reference.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,14 +41,20 @@ from raftpod_operator.actions import (
     describe,
 )
 from raftpod_operator.backup import (
+    BACKUP_NOW_ANNOTATION,
     BACKUP_TIMEOUT,
-    backup_due,
-    base_url,
+    BackupState,
+    after_attempt,
+    backup_request,
+    judge,
+    last_backup,
+    next_firing,
     parse_time,
-    record_backup,
+    stamp,
 )
 from raftpod_operator.certs import admin_token_only, plan_tls
 from raftpod_operator.metrics import OperatorMetrics
+from raftpod_operator.restore import restore_failure
 from raftpod_operator.scaling import plan_scaling
 from raftpod_operator.sidecar_client import AdminClient, AdminError, client_ssl_context
 from raftpod_operator.spec import GROUP, PLURAL, VERSION, RaftClusterSpec, SpecError, parse_spec
@@ -163,7 +171,10 @@ async def _apply_desired(
     voters, bootstrapped = m.bootstrap_state(config, spec)
     if replicas is None:
         sts = await kube.get("apps/v1", "StatefulSet", c.namespace, c.name)
-        replicas = int(sts["spec"]["replicas"]) if sts else spec.replicas
+        # a new cluster starts with its bootstrap voters (one when restoring; scaling adds more)
+        replicas = (
+            int(sts["spec"]["replicas"]) if sts else (voters if not bootstrapped else spec.replicas)
+        )
     await _ensure_secrets(memo, body, c, spec, max(replicas, spec.replicas))
     objects = m.owned_objects(
         c, spec, memo.caps, replicas=replicas, bootstrap_voters=voters, bootstrapped=bootstrapped
@@ -291,10 +302,9 @@ async def observe_and_act(
         sts = await kube.get("apps/v1", "StatefulSet", namespace, name)
         if sts is None:
             return
-        # certificates are renewed here, between spec changes (at 2/3 of their lifetime)
-        await _ensure_secrets(
-            memo, body, c, parsed, max(int(sts["spec"]["replicas"]), parsed.replicas)
-        )
+        # every owned object back to the spec, so a manual edit is undone within a round;
+        # certificates are renewed here too, between spec changes (at 2/3 of their lifetime)
+        await _apply_desired(memo, body, c, parsed)
         config = await kube.get("v1", "ConfigMap", namespace, m.config_map_name(c))
         voters, bootstrapped = m.bootstrap_state(config, parsed)
         admin = m.decode_secret(await kube.get(*SECRET, namespace, m.admin_secret_name(c)))
@@ -314,22 +324,37 @@ async def observe_and_act(
         memo.metrics.upgrades_in_progress.labels(namespace, name).set(
             1 if activity.kind == "Upgrading" else 0
         )
+        restoring = m.restoring(parsed) and not (status.get("restore") or {}).get("completedTime")
         new_status = derive_status(
             view=view,
             activity=activity,
             desired_replicas=parsed.replicas,
             selector=m.label_selector(c),
             bootstrapped=bootstrapped,
-            restoring=parsed.restore is not None,
+            restoring=restoring,
             generation=body.get("metadata", {}).get("generation"),
             previous=status,
             now=_now(),
         )
-        if bootstrapped and view.leader and parsed.backup is not None:
-            # new_status carries lastBackup, lastBackupAttempt and BackupSucceeded over
+        if restoring:
             new_status.update(
-                await _backup_if_due(
-                    memo, body, c, parsed, status=new_status, client=client, leader=view.leader
+                await _restore_progress(
+                    kube, body, c, parsed, status=new_status, bootstrapped=bootstrapped
+                )
+            )
+        if parsed.backup is not None:
+            # new_status carries lastBackup, backup and BackupSucceeded over
+            leader = view.leader if bootstrapped else None
+            leader_url = m.admin_url(c, leader, parsed.tls.enabled) if leader else None
+            new_status.update(
+                await backup_round(
+                    memo.metrics,
+                    body,
+                    c,
+                    parsed,
+                    status=new_status,
+                    client=client,
+                    leader_url=leader_url,
                 )
             )
         if new_status["phase"] != status.get("phase"):
@@ -372,42 +397,123 @@ async def _plan_and_act(
     return activity_for(kind, action)
 
 
-async def _backup_if_due(
-    memo: Any,
+async def _restore_progress(
+    kube: kube_mod.KubeApi,
+    body: kopf.Body,
+    c: m.Cluster,
+    spec: RaftClusterSpec,
+    *,
+    status: Mapping[str, Any],
+    bootstrapped: bool,
+) -> dict[str, Any]:
+    """Restoring: Failed when ordinal 0 cannot restore; recorded as done once Running."""
+    assert spec.restore is not None and spec.restore.from_ is not None
+    assert spec.restore.from_.s3 is not None
+    url = m.restore_url(spec.restore.from_.s3)
+    if status["phase"] == "Running":
+        kopf.info(body, reason="Restored", message=f"every member joined; restored from {url}")
+        return {"restore": {"url": url, "completedTime": stamp(_now())}}
+    update: dict[str, Any] = {"restore": {"url": url}}
+    if bootstrapped:
+        return update
+    problem = restore_failure(await kube.get("v1", "Pod", c.namespace, m.pod_name(c, 0)))
+    if problem is None:
+        return update
+    message = (
+        f"restore from {url} failed on {m.pod_name(c, 0)}: {problem}. Nothing serves. Fix the "
+        "Secret or the object and the member retries; or delete this RaftCluster and create "
+        "it with another restore.from"
+    )
+    degraded = set_condition(
+        status.get("conditions") or [],
+        "Degraded",
+        status=True,
+        reason="RestoreFailed",
+        message=message,
+        now=_now(),
+    )
+    conditions = [x for x in status["conditions"] if x["type"] != "Degraded"]
+    return {**update, "phase": "Failed", "message": message, "conditions": [*conditions, degraded]}
+
+
+async def backup_round(
+    metrics: OperatorMetrics,
     body: kopf.Body,
     c: m.Cluster,
     spec: RaftClusterSpec,
     *,
     status: Mapping[str, Any],
     client: AdminClient,
-    leader: str,
+    leader_url: str | None,
 ) -> dict[str, Any]:
-    """Ask the leader for a backup when the schedule says so; the status fields it changes."""
-    assert spec.backup is not None and spec.backup.destination is not None
-    destination = spec.backup.destination.s3
-    created = parse_time(body.get("metadata", {}).get("creationTimestamp")) or _now()
-    now = _now()
-    due = backup_due(
-        spec.backup.schedule,
-        created=created,
-        last_success=parse_time((status.get("lastBackup") or {}).get("time")),
-        last_attempt=parse_time(status.get("lastBackupAttempt")),
-        now=now,
-    )
-    if destination is None or not due:
-        return {}
-    url = base_url(destination, c)
-    try:
-        result = await client.backup(
-            m.admin_url(c, leader, spec.tls.enabled), url, seconds=BACKUP_TIMEOUT
+    """Ask the leader for a due or requested backup, then judge ``BackupSucceeded``.
+
+    ``status`` is this round's new status; the result holds what changes in it.
+    """
+    assert spec.backup is not None
+    meta = body.get("metadata", {})
+    created = parse_time(meta.get("creationTimestamp")) or _now()
+    requested = str((meta.get("annotations") or {}).get(BACKUP_NOW_ANNOTATION) or "")
+    state = BackupState.from_status(status)
+    last = dict(status.get("lastBackup") or {})
+    labels = (c.namespace, c.name)
+    firing = None
+    if leader_url is not None:
+        firing = next_firing(
+            spec.backup.schedule, created=created, state=state, on_demand=requested, now=_now()
         )
-    except AdminError as exc:
-        memo.metrics.backups.labels("failure").inc()
-        kopf.warn(body, reason="BackupFailed", message=str(exc))
-        return record_backup(status, result=None, error=str(exc), now=now)
-    memo.metrics.backups.labels("success").inc()
-    update = record_backup(status, result=result, error=None, now=now)
-    kopf.info(body, reason="BackupSucceeded", message=update["conditions"][-1]["message"])
+    if firing is not None:
+        assert leader_url is not None
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            answer = await client.backup(
+                leader_url,
+                backup_request(spec.backup, c, str(meta.get("uid", ""))),
+                seconds=BACKUP_TIMEOUT,
+            )
+            last = last_backup(answer if isinstance(answer, Mapping) else {}, _now())
+        except AdminError as exc:
+            error = str(exc)
+        metrics.backup_seconds.labels(*labels).observe(time.monotonic() - started)
+        metrics.backups.labels("failure" if error else "success").inc()
+        state = after_attempt(state, firing, error=error, now=_now())
+        what = f"scheduled for {stamp(firing.due)}" if firing.due else "on demand"
+        if error is None:
+            kopf.info(
+                body,
+                reason="BackupSucceeded",
+                message=f"backup {what}: index {last['index']}, {last['sizeBytes']} bytes, "
+                f"{last['url']}",
+            )
+        else:
+            metrics.backup_failures.labels(*labels).inc()
+            retry = "" if firing.due is None or state.pending is None else "; will retry"
+            kopf.warn(
+                body,
+                reason="BackupFailed",
+                message=f"backup {what} (attempt {max(firing.attempt, 1)}) failed: {error}{retry}",
+            )
+    update: dict[str, Any] = {"backup": state.to_status()}
+    success = parse_time(last.get("time"))
+    if success is not None:
+        update["lastBackup"] = last
+        metrics.backup_last_success.labels(*labels).set(success.timestamp())
+        metrics.backup_size.labels(*labels).set(last.get("sizeBytes", 0))
+    verdict = judge(
+        spec.backup.schedule, created=created, state=state, last_success=success, now=_now()
+    )
+    if verdict is not None:
+        conditions = [x for x in status["conditions"] if x["type"] != "BackupSucceeded"]
+        condition = set_condition(
+            status["conditions"],
+            "BackupSucceeded",
+            status=verdict.ok,
+            reason=verdict.reason,
+            message=verdict.message,
+            now=_now(),
+        )
+        update["conditions"] = [*conditions, condition]
     return update
 
 

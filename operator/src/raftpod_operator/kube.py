@@ -158,7 +158,8 @@ def from_environment(session: aiohttp.ClientSession) -> KubeApi:
         context.load_cert_chain(configuration.cert_file, configuration.key_file)
 
     def auth_header() -> str | None:
-        value = configuration.get_api_key_with_prefix("authorization")
+        # the kubernetes client (v29+) keeps "Bearer <token>" under "BearerToken"
+        value = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         return str(value) if value else None
 
     return KubeApi(session, configuration.host, auth_header=auth_header, ssl_context=context)

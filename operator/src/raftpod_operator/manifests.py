@@ -17,6 +17,15 @@ Choices worth knowing:
   are fixed at creation, later members ``--join``; a small launcher script in
   the sidecar container picks one or the other per pod, so scaling never
   changes the template (which would restart every pod).
+* A restore bootstraps ONE voter (ordinal 0) from the backup; the others join
+  as learners, receive the snapshot by InstallSnapshot and are promoted by the
+  ordinary scale-up plan. Only one process ever reads the backup, so every
+  member starts from the same snapshot even when "latest" moves meanwhile.
+* S3 credentials reach the sidecar as ``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY`` from the backup destination's Secret; the restore
+  source's Secret (``RAFTPOD_RESTORE_AWS_*``) replaces them only in the process
+  that restores. Both references are optional, so a missing Secret fails a
+  backup (visibly) rather than keeping every pod from starting.
 """
 
 from __future__ import annotations
@@ -26,8 +35,9 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-from raftpod_operator.spec import RaftClusterSpec, S3Destination, S3Source, majority
+from raftpod_operator.spec import RaftClusterSpec, S3Source, majority
 
 PEER_PORT = 7000
 API_PORT = 7001
@@ -53,10 +63,20 @@ esac
 if [ "$voter" = 1 ] && { [ "${RAFTPOD_BOOTSTRAPPED:-false}" != true ] \\
     || [ -n "$(ls -A "$RAFTPOD_DATA_DIR" 2>/dev/null)" ]; }; then
   export RAFTPOD_PEERS="$RAFTPOD_BOOTSTRAP_PEERS"
+  if [ -n "${RAFTPOD_RESTORE_FROM:-}" ] && [ -n "${RAFTPOD_RESTORE_SECRET:-}" ] \\
+      && [ -z "$(ls -A "$RAFTPOD_DATA_DIR" 2>/dev/null)" ]; then
+    if [ -z "${RAFTPOD_RESTORE_AWS_ACCESS_KEY_ID:-}" ]; then
+      echo "restore: Secret $RAFTPOD_RESTORE_SECRET has no accessKeyId" >&2
+      exit 1
+    fi
+    export AWS_ACCESS_KEY_ID="$RAFTPOD_RESTORE_AWS_ACCESS_KEY_ID"
+    export AWS_SECRET_ACCESS_KEY="${RAFTPOD_RESTORE_AWS_SECRET_ACCESS_KEY:-}"
+  fi
 else
   unset RAFTPOD_RESTORE_FROM
   export RAFTPOD_JOIN="$RAFTPOD_JOIN_URL"
 fi
+unset RAFTPOD_RESTORE_AWS_ACCESS_KEY_ID RAFTPOD_RESTORE_AWS_SECRET_ACCESS_KEY
 mkdir -p "$RAFTPOD_DATA_DIR"
 exec raftpod-sidecar
 """
@@ -167,12 +187,16 @@ def config_map(
     }
 
 
+def s3_url(bucket: str, path: str, **options: str) -> str:
+    """``s3://bucket/path?opt=..`` in the sidecar's backup URL form; empty options are left out."""
+    query = urlencode({k: v for k, v in options.items() if v})
+    return f"s3://{bucket}/{path.strip('/')}" + (f"?{query}" if query else "")
+
+
 def restore_url(source: S3Source) -> str:
-    """``s3://bucket/key``, or ``s3://bucket/prefix/`` meaning the newest object there."""
-    if source.key is not None:
-        return f"s3://{source.bucket}/{source.key.lstrip('/')}"
-    prefix = (source.prefix or "").strip("/")
-    return f"s3://{source.bucket}/{prefix}/" if prefix else f"s3://{source.bucket}/"
+    """``s3://bucket/<key>`` (one .snap object), or ``s3://bucket/<prefix>`` meaning its latest."""
+    path = source.key if source.key is not None else source.prefix or ""
+    return s3_url(source.bucket, path, endpoint=source.endpoint.rstrip("/"), region=source.region)
 
 
 def _env(name: str, value: str) -> dict[str, Any]:
@@ -186,12 +210,29 @@ def _env_from_config(name: str, key: str, c: Cluster, optional: bool = False) ->
     return {"name": name, "valueFrom": {"configMapKeyRef": ref}}
 
 
-def _s3_settings(spec: RaftClusterSpec) -> S3Destination | S3Source | None:
-    if spec.backup and spec.backup.destination and spec.backup.destination.s3:
-        return spec.backup.destination.s3
-    if spec.restore and spec.restore.from_ and spec.restore.from_.s3:
-        return spec.restore.from_.s3
-    return None
+def _key_pair_env(prefix: str, secret: str) -> list[dict[str, Any]]:
+    """``<prefix>ACCESS_KEY_ID`` / ``<prefix>SECRET_ACCESS_KEY`` from ``secret`` (optional refs)."""
+    pairs = (("ACCESS_KEY_ID", "accessKeyId"), ("SECRET_ACCESS_KEY", "secretAccessKey"))
+    return [
+        {
+            "name": prefix + name,
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}},
+        }
+        for name, key in pairs
+    ]
+
+
+def _credentials_env(spec: RaftClusterSpec) -> list[dict[str, Any]]:
+    """S3 key pairs from the credentials Secrets (keys ``accessKeyId``/``secretAccessKey``)."""
+    env: list[dict[str, Any]] = []
+    destination = spec.backup.destination.s3 if spec.backup and spec.backup.destination else None
+    if destination is not None and destination.credentials_secret:
+        env += _key_pair_env("AWS_", destination.credentials_secret)
+    source = spec.restore.from_.s3 if spec.restore and spec.restore.from_ else None
+    if source is not None and source.credentials_secret:
+        env.append(_env("RAFTPOD_RESTORE_SECRET", source.credentials_secret))
+        env += _key_pair_env("RAFTPOD_RESTORE_AWS_", source.credentials_secret)
+    return env
 
 
 def sidecar_container(c: Cluster, spec: RaftClusterSpec) -> dict[str, Any]:
@@ -220,6 +261,7 @@ def sidecar_container(c: Cluster, spec: RaftClusterSpec) -> dict[str, Any]:
         _env("RAFTPOD_LOG_FORMAT", sc.log_format),
         _env("RAFTPOD_LOG_LEVEL", sc.log_level),
         _env("RAFTPOD_ADMIN_TOKEN_FILE", f"{ADMIN_MOUNT}/token"),
+        *_credentials_env(spec),
     ]
     mounts = [
         {"name": "data", "mountPath": DATA_MOUNT},
@@ -241,7 +283,8 @@ def sidecar_container(c: Cluster, spec: RaftClusterSpec) -> dict[str, Any]:
         "imagePullPolicy": sc.image_pull_policy,
         "command": ["/bin/sh", "-c", LAUNCHER],
         "env": env,
-        "envFrom": [],
+        # a failed restore (or any crash) shows its last log lines in the pod status
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "ports": [
             {"name": "raft-peer", "containerPort": PEER_PORT, "protocol": "TCP"},
             {"name": "raft-admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
@@ -260,16 +303,6 @@ def sidecar_container(c: Cluster, spec: RaftClusterSpec) -> dict[str, Any]:
     }
     if sc.resources:
         container["resources"] = copy.deepcopy(sc.resources)
-    s3 = _s3_settings(spec)
-    if s3 is not None:
-        if s3.region:
-            env.append(_env("AWS_REGION", s3.region))
-        if s3.endpoint:
-            env.append(_env("AWS_ENDPOINT_URL", s3.endpoint))
-        if s3.credentials_secret:
-            container["envFrom"].append({"secretRef": {"name": s3.credentials_secret}})
-    if not container["envFrom"]:
-        del container["envFrom"]
     return container
 
 
@@ -508,13 +541,18 @@ def decode_secret(obj: Mapping[str, Any] | None) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
 
 
+def restoring(spec: RaftClusterSpec) -> bool:
+    """The cluster is created from a backup (``restore.from.s3``)."""
+    return spec.restore is not None and spec.restore.from_ is not None
+
+
 def bootstrap_state(
     existing_config: Mapping[str, Any] | None, spec: RaftClusterSpec
 ) -> tuple[int, bool]:
     """(bootstrap voters, bootstrapped) from the ConfigMap if it exists, else a fresh cluster."""
     data = (existing_config or {}).get("data") or {}
     if "bootstrap-peers" not in data:
-        return spec.replicas, False
+        return (1 if restoring(spec) else spec.replicas), False
     voters = len([p for p in data["bootstrap-peers"].split(",") if p])
     return voters, data.get("bootstrapped") == "true"
 

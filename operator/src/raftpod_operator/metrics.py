@@ -1,7 +1,8 @@
 """The operator's own Prometheus metrics, on a registry it is handed (no global collectors).
 
-Reconcile duration and errors per handler, the actions the planners took, and
-how many clusters are mid-upgrade; served by ``raftpod-operator run
+Reconcile duration and errors per handler, the actions the planners took, how
+many clusters are mid-upgrade, and per cluster the backups' last success,
+failures, duration and size; served by ``raftpod-operator run
 --metrics-port``.
 """
 
@@ -41,6 +42,32 @@ class OperatorMetrics:
             "raftpod_operator_backups_total",
             "Scheduled backups the operator asked a leader for, by result.",
             ["result"],
+            registry=registry,
+        )
+        per_cluster = ["namespace", "cluster"]
+        self.backup_last_success = Gauge(
+            "raftpod_backup_last_success_timestamp_seconds",
+            "Unix time of the cluster's newest successful backup (from status after a restart).",
+            per_cluster,
+            registry=registry,
+        )
+        self.backup_failures = Counter(
+            "raftpod_backup_failures_total",
+            "Backup attempts (scheduled, retried or on demand) that failed.",
+            per_cluster,
+            registry=registry,
+        )
+        self.backup_seconds = Histogram(
+            "raftpod_backup_duration_seconds",
+            "Time from asking the leader for a backup to its answer.",
+            per_cluster,
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.backup_size = Gauge(
+            "raftpod_backup_size_bytes",
+            "Stored size of the cluster's newest successful backup.",
+            per_cluster,
             registry=registry,
         )
         self.upgrades_in_progress = Gauge(

@@ -110,9 +110,10 @@ class AdminClient:
     async def snapshot(self, base: str) -> Any:
         return await self._call("POST", f"{base}/admin/snapshot", {})
 
-    async def backup(self, base: str, url: str, seconds: float) -> Any:
-        """``POST /admin/backup``: snapshot and upload; may take long, so its own bound."""
-        return await self._call("POST", f"{base}/admin/backup", {"url": url}, seconds=seconds)
+    async def backup(self, base: str, request: Mapping[str, Any], seconds: float) -> Any:
+        """``POST /admin/backup {"url", "cluster", "cluster_uid", "retain"}``: snapshot and
+        upload; may take long, so its own bound. The answer has ``url``, ``index``, ``bytes``."""
+        return await self._call("POST", f"{base}/admin/backup", request, seconds=seconds)
 
 
 def _json_or_none(text: str, content_type: str) -> Any:

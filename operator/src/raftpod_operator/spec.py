@@ -30,6 +30,7 @@ DEFAULT_SIDECAR_IMAGE = "ghcr.io/raftpod/raftpod:0.1.0"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 ELECTION_PATTERN = r"^[0-9]+:[0-9]+$"
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$"
+ENDPOINT_PATTERN = r"^(https?://[^/?#\s]+/?)?$"
 
 
 class SpecError(ValueError):
@@ -223,17 +224,31 @@ class TlsSpec:
     )
 
 
+CREDENTIALS_HELP = (
+    "Secret in the cluster's namespace whose keys accessKeyId and secretAccessKey hold the "
+    "S3 key pair (given to the sidecar as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); "
+    "empty: the pod's own cloud identity (boto3's default chain)."
+)
+
+
 @dataclass(frozen=True)
 class S3Destination:
     """An S3 (or S3-compatible) location for backups."""
 
     bucket: str = field(default="", metadata=meta("Bucket name.", min_length=1))
-    prefix: str = field(default="", metadata=meta("Key prefix."))
-    region: str = field(default="", metadata=meta("Region."))
-    endpoint: str = field(default="", metadata=meta("Endpoint URL for S3-compatible stores."))
-    credentials_secret: str = field(
+    prefix: str = field(
         default="",
-        metadata=meta("Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."),
+        metadata=meta("Key prefix; backups go to <prefix>/<namespace>/<cluster name>/."),
+    )
+    region: str = field(default="", metadata=meta("Region."))
+    endpoint: str = field(
+        default="",
+        metadata=meta("Endpoint URL for S3-compatible stores.", pattern=ENDPOINT_PATTERN),
+    )
+    credentials_secret: str = field(default="", metadata=meta(CREDENTIALS_HELP))
+    sse: str | None = field(
+        default=None,
+        metadata=meta("Server-side encryption of the objects.", enum=("AES256", "aws:kms")),
     )
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("bucket",)
@@ -254,9 +269,21 @@ class BackupSpec:
 
     schedule: str = field(
         default="0 */6 * * *",
-        metadata=meta("Cron schedule of backups.", pattern=CRON_PATTERN),
+        metadata=meta(
+            "Cron schedule of backups in UTC: five fields, or @hourly, @daily, @weekly, "
+            "@monthly, @yearly.",
+            pattern=CRON_PATTERN,
+        ),
     )
     retain: int = field(default=7, metadata=meta("Newest backups kept.", minimum=1, maximum=1000))
+    compression: str = field(
+        default="none",
+        metadata=meta(
+            "Compression of the backup objects (zstd needs the zstandard package in the "
+            "sidecar image).",
+            enum=("none", "gzip", "zstd"),
+        ),
+    )
     destination: BackupDestination | None = field(
         default=None, metadata=meta("Backup destination.")
     )
@@ -269,11 +296,23 @@ class S3Source:
     """A backup object in S3: a key, or the newest object under a prefix."""
 
     bucket: str = field(default="", metadata=meta("Bucket name.", min_length=1))
-    key: str | None = field(default=None, metadata=meta("Exact object key."))
-    prefix: str | None = field(default=None, metadata=meta("Restore the newest object here."))
+    key: str | None = field(
+        default=None, metadata=meta("Exact object key (a .snap object).", min_length=1)
+    )
+    prefix: str | None = field(
+        default=None,
+        metadata=meta(
+            "Restore the latest backup here: a cluster's folder "
+            "(<backup prefix>/<namespace>/<cluster name>), or a prefix holding one cluster's.",
+            min_length=1,
+        ),
+    )
     region: str = field(default="", metadata=meta("Region."))
-    endpoint: str = field(default="", metadata=meta("Endpoint URL for S3-compatible stores."))
-    credentials_secret: str = field(default="", metadata=meta("Secret with S3 credentials."))
+    endpoint: str = field(
+        default="",
+        metadata=meta("Endpoint URL for S3-compatible stores.", pattern=ENDPOINT_PATTERN),
+    )
+    credentials_secret: str = field(default="", metadata=meta(CREDENTIALS_HELP))
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("bucket",)
     RULES: ClassVar[tuple[Rule, ...]] = (

@@ -297,6 +297,8 @@ def derive_phase(view: ClusterView, activity: Activity, bootstrapped: bool, rest
         return "Pending"
     if not bootstrapped:
         return "Restoring" if restoring else "Bootstrapping"
+    if restoring and activity.kind == "Scaling" and not activity.blocked:
+        return "Restoring"  # the restored voter is joined by the others, one at a time
     if activity.blocked or not view.has_quorum or view.leader is None:
         return "Degraded"
     if activity.kind:
@@ -388,7 +390,7 @@ def derive_status(
     }
     if generation is not None:
         status["observedGeneration"] = generation
-    for key in ("lastBackup", "lastBackupAttempt"):
+    for key in ("lastBackup", "backup", "restore"):
         if key in previous:
             status[key] = previous[key]
     return status
