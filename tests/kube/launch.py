@@ -81,6 +81,14 @@ class Mount:
 SANDBOX_INIT = Path(__file__).with_name("sandbox_init.py")
 
 
+def kept_host_paths() -> list[str]:
+    """What pod programs run from (this checkout and its venv): visible under any volume.
+
+    A checkout under /tmp would otherwise vanish behind an emptyDir at /tmp.
+    """
+    return sorted({str(REPO_ROOT), sys.prefix})
+
+
 def sandbox_argv(
     netns: str, hostname: str, mounts: Sequence[Mount], workdir: str | None, argv: Sequence[str]
 ) -> list[str]:
@@ -91,6 +99,7 @@ def sandbox_argv(
             {"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in mounts
         ],
         "workdir": workdir or "",
+        "keep": kept_host_paths(),
     }
     init = [sys.executable, "-I", "-S", str(SANDBOX_INIT), json.dumps(spec)]
     return ["ip", "netns", "exec", netns, "unshare", "--uts", *init, *argv]

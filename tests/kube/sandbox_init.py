@@ -13,7 +13,9 @@ namespace only, by a tmpfs that re-binds every original entry (a mirror), and
 the mount point is made inside that tmpfs. Inside a volume mounted here the
 mount point is made in the volume, which the environment owns. Sources are
 opened first and bound through /proc/self/fd, so a volume mounted at /tmp
-does not hide the sources (under the environment's /tmp root) of the rest.
+does not hide the sources (under the environment's /tmp root) of the rest,
+and the spec's ``keep`` paths (the checkout and venv the program runs from)
+are bound back the same way wherever a volume covered them.
 """
 
 from __future__ import annotations
@@ -128,15 +130,27 @@ class MountPoints:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+def _same_file(path: str, fd: int) -> bool:
+    """Whether `path` still shows what `fd` was opened on (no volume covered it)."""
+    try:
+        seen = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (seen.st_dev, seen.st_ino) == (held.st_dev, held.st_ino)
+
+
 def set_up(spec: dict[str, Any]) -> None:
     """Hostname, mounts (parents first, read-only remounts last) and working directory.
 
-    Every source is opened before the first mount: a volume at /tmp would
-    otherwise hide the sources of later volumes that live under /tmp.
+    Every source and kept path is opened before the first mount: a volume at
+    /tmp would otherwise hide the sources of later volumes that live under
+    /tmp, and the program itself when it runs from a checkout there.
     """
     socket.sethostname(spec["hostname"])
     mounts = sorted(spec["mounts"], key=lambda m: depth(m["target"]))
     sources = [os.open(m["source"], os.O_PATH) for m in mounts]
+    kept = [(path, os.open(path, os.O_PATH)) for path in spec.get("keep", [])]
     points = MountPoints()
     for m, fd in zip(mounts, sources, strict=True):
         source = f"/proc/self/fd/{fd}"
@@ -145,6 +159,12 @@ def set_up(spec: dict[str, Any]) -> None:
         mount(source, m["target"], None, MS_BIND)
         points.volumes.append(os.path.normpath(m["target"]))
     for fd in sources:
+        os.close(fd)
+    for path, fd in kept:
+        if not _same_file(path, fd):
+            if not os.path.lexists(path):
+                points.make(path, True)
+            mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
         os.close(fd)
     for m in mounts:
         if m["read_only"]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube.launch import SANDBOX_INIT
+from tests.kube.launch import SANDBOX_INIT, kept_host_paths
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 def run_in_sandbox(
     mounts: list[dict[str, object]], script: str
 ) -> subprocess.CompletedProcess[str]:
-    spec = {"hostname": "sandbox-test", "mounts": mounts, "workdir": ""}
+    spec = {"hostname": "sandbox-test", "mounts": mounts, "workdir": "", "keep": kept_host_paths()}
     argv = ["unshare", "--mount", "--uts", "--propagation", "private"]
     argv += [sys.executable, "-I", "-S", str(SANDBOX_INIT), json.dumps(spec)]
     argv += [sys.executable, "-c", script]
