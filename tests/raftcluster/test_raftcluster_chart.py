@@ -30,6 +30,9 @@ NAMESPACED = {
     ("events.k8s.io", "events"): {"create"},
     ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"},
 }
+# kopf's resource observer lists and watches CRDs; they are cluster-scoped, so this
+# rule sits in a ClusterRole even when only some namespaces are watched.
+CRDS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 
 
 def helm() -> Path:
@@ -78,6 +81,7 @@ def test_default_is_cluster_wide_with_two_peering_replicas() -> None:
     [role] = by_kind(docs, "ClusterRole")
     expected = {
         **NAMESPACED,
+        **CRDS,
         ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
     }
     assert granted(role["rules"]) == expected
@@ -93,9 +97,15 @@ def test_default_is_cluster_wide_with_two_peering_replicas() -> None:
     assert metrics["spec"]["ports"][0]["port"] == 9090
 
 
-def test_watched_namespaces_get_roles_and_no_cluster_role() -> None:
+def test_watched_namespaces_get_roles_and_a_cluster_role_for_crds_only() -> None:
     docs = render("watchNamespaces={a,b}", "peering.enabled=false")
-    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    assert granted(cluster_role["rules"]) == CRDS
+    [binding] = by_kind(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-raftpod", "namespace": "ops"}
+    ]
     roles = by_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
     without_peering = {k: v for k, v in NAMESPACED.items() if k[0] != "kopf.dev"}
@@ -113,3 +123,23 @@ def test_namespaced_peering_objects() -> None:
     assert [
         (p["metadata"]["namespace"], p["metadata"]["name"]) for p in by_kind(docs, "KopfPeering")
     ] == [("a", "raftpod")]
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [(), ("peering.enabled=false",), ("watchNamespaces={a,b}",)],
+    ids=["cluster-wide", "no-peering", "namespaced"],
+)
+def test_kopf_may_watch_crds_and_no_rule_uses_wildcards(sets: tuple[str, ...]) -> None:
+    docs = render(*sets)
+    roles = by_kind(docs, "ClusterRole") + by_kind(docs, "Role")
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    crd_key = ("apiextensions.k8s.io", "customresourcedefinitions")
+    assert granted(cluster_role["rules"])[crd_key] == CRDS[crd_key]
+    for role in roles:
+        for rule in role["rules"]:
+            assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], rule
+    in_roles = [granted(r["rules"]).get(crd_key) for r in by_kind(docs, "Role")]
+    assert not any(in_roles), "CRDs are cluster-scoped: a Role cannot grant them"

@@ -54,10 +54,19 @@ def test_a_restore_is_one_voter_that_the_scale_up_plan_grows() -> None:
 def test_phase_stays_restoring_until_every_member_joined() -> None:
     _, view = cluster(1, learners={"c-1"})
     joining = activity_for("Scaling", Promote("c-1"))
-    assert derive_phase(view, joining, bootstrapped=True, restoring=True) == "Restoring"
-    assert derive_phase(view, joining, bootstrapped=True, restoring=False) == "Scaling"
+    assert (
+        derive_phase(view, joining, bootstrapped=True, restoring=True, unschedulable=False)
+        == "Restoring"
+    )
+    assert (
+        derive_phase(view, joining, bootstrapped=True, restoring=False, unschedulable=False)
+        == "Scaling"
+    )
     _, whole = cluster(3)
-    assert derive_phase(whole, Activity(), bootstrapped=True, restoring=True) == "Running"
+    assert (
+        derive_phase(whole, Activity(), bootstrapped=True, restoring=True, unschedulable=False)
+        == "Running"
+    )
 
 
 def launch(tmp_path: Path, pod: str, *, data: bool = False, **env: str) -> dict[str, str]:

@@ -221,7 +221,9 @@ async def test_planners_drive_real_sidecars(fleet: Fleet) -> None:
             PodObservation(p.name, p.ready, "r0" if p.name == view.leader else "r2", view=p.view)
             for p in pods
         ]
-        action = plan_upgrade(outdated, view, "r2", paused=False, now=dt.datetime.now(dt.UTC))
+        action = plan_upgrade(
+            outdated, view, "r2", paused=False, was_upgrading=True, now=dt.datetime.now(dt.UTC)
+        )
         assert isinstance(action, TransferLeadership)
         await client.transfer_leadership(fleet.members[action.source].admin_url, action.target)
         await until(fleet, client, lambda v: v.leader == action.target, "the new leader")

@@ -17,7 +17,9 @@ from raftpod_operator.status import (
     derive_status,
     observe,
     parse_admin_status,
+    was_upgrading,
 )
+from raftpod_operator.upgrade import plan_upgrade
 
 LEADER_STATUS = {
     "id": "c-0",
@@ -46,6 +48,7 @@ def status(view: Any, activity: Activity = IDLE, **kw: Any) -> dict[str, Any]:
         "selector": "app=x",
         "bootstrapped": True,
         "restoring": False,
+        "unschedulable": None,
         "generation": 4,
         "previous": {},
         "now": NOW,
@@ -180,3 +183,55 @@ def test_every_status_key_is_in_the_crd_status_schema() -> None:
     assert set(st["members"][0]) <= set(schema["members"]["items"]["properties"])
     assert set(st["conditions"][0]) <= set(schema["conditions"]["items"]["properties"])
     assert st["phase"] in schema["phase"]["enum"]
+
+
+def upgrade_round(
+    pods: list[PodObservation], view: Any, previous: dict[str, Any]
+) -> dict[str, Any]:
+    """The timer's upgrade path for a cluster at its size: plan towards r2, then status."""
+    action = plan_upgrade(
+        pods, view, "r2", paused=False, was_upgrading=was_upgrading(previous), now=NOW
+    )
+    return status(view, activity_for("Upgrading", action), previous=previous)
+
+
+def test_a_pod_restarting_during_a_rollout_is_upgrading() -> None:
+    running = status(cluster(3)[1])
+    pods, view = cluster(3, revision={"c-2": "r2"}, not_ready={"c-2"}, created={"c-2": NOW})
+    mid = upgrade_round(pods, view, running)
+    assert mid["phase"] == "Upgrading"
+    assert (condition(mid, "Progressing")["status"], condition(mid, "Degraded")["status"]) == (
+        "True",
+        "False",
+    )
+    assert "c-2" in mid["message"]
+    # the rollout's last restart: every pod at r2 now, c-0 (the old leader) coming back
+    pods, view = cluster(
+        3, leader="c-1", default_revision="r2", not_ready={"c-0"}, created={"c-0": NOW}
+    )
+    last = upgrade_round(pods, view, mid)
+    assert last["phase"] == "Upgrading"
+    assert condition(last, "Progressing")["reason"] == "Upgrading"
+
+
+def test_a_member_down_outside_a_rollout_is_degraded_not_upgrading() -> None:
+    running = status(cluster(3, default_revision="r2")[1])
+    for down in ({"not_ready": {"c-2"}}, {"missing": {"c-2"}}, {"deleting": {"c-2"}}):
+        pods, view = cluster(3, default_revision="r2", **down)  # type: ignore[arg-type]
+        st = upgrade_round(pods, view, running)
+        assert st["phase"] == "Degraded", down
+        assert condition(st, "Progressing")["status"] == "False"
+        degraded = condition(st, "Degraded")
+        assert (degraded["status"], degraded["reason"]) == ("True", "MemberUnhealthy")
+        assert "c-2" in degraded["message"] and "c-2" in st["message"]
+        assert condition(st, "Available")["status"] == "True"
+
+
+def test_all_ready_without_a_rollout_is_running() -> None:
+    pods, view = cluster(3, default_revision="r2")
+    st = upgrade_round(pods, view, status(view))
+    assert st["phase"] == "Running"
+    assert condition(st, "Available")["status"] == "True"
+    assert condition(st, "Progressing")["status"] == "False"
+    assert condition(st, "Degraded")["reason"] == "AsExpected"
+    assert not was_upgrading(st)

@@ -16,12 +16,20 @@ from raftpod_operator.actions import (
     TransferLeadership,
     Wait,
 )
-from raftpod_operator.status import PodObservation, observe
+from raftpod_operator.status import (
+    ClusterView,
+    PodObservation,
+    activity_for,
+    derive_status,
+    observe,
+    was_upgrading,
+)
 from raftpod_operator.upgrade import READY_TIMEOUT, plan_upgrade
 
 
-def plan(pods: list[PodObservation], view: object, **kw: object) -> Action:
-    return plan_upgrade(pods, view, "r2", paused=False, now=NOW, **kw)  # type: ignore[arg-type]
+def plan(pods: list[PodObservation], view: ClusterView, *, was_upgrading: bool = True) -> Action:
+    """The planner mid-rollout (the last status said Upgrading) unless told otherwise."""
+    return plan_upgrade(pods, view, "r2", paused=False, was_upgrading=was_upgrading, now=NOW)
 
 
 def test_up_to_date_cluster_is_done() -> None:
@@ -48,7 +56,7 @@ def test_leader_is_deleted_once_it_no_longer_leads() -> None:
 
 def test_paused_takes_no_action() -> None:
     pods, view = cluster(3)
-    assert plan_upgrade(pods, view, "r2", paused=True, now=NOW) == Paused()
+    assert plan_upgrade(pods, view, "r2", paused=True, was_upgrading=True, now=NOW) == Paused()
 
 
 def test_blocked_when_another_voter_is_unhealthy() -> None:
@@ -80,6 +88,26 @@ def test_waits_while_a_deleted_pod_is_away() -> None:
     assert isinstance(plan(pods, view), Wait)
     pods, view = cluster(3, deleting={"c-2"})
     assert isinstance(plan(pods, view), Wait)
+
+
+def test_the_last_restarted_pod_is_waited_for_only_during_a_rollout() -> None:
+    # every pod runs r2 and c-1 is not ready: the rollout's last restart, or a member down
+    pods, view = cluster(3, default_revision="r2", not_ready={"c-1"}, created={"c-1": NOW})
+    assert plan(pods, view, was_upgrading=True) == Wait(
+        "waiting for c-1 to become ready and caught up"
+    )
+    assert plan(pods, view, was_upgrading=False) == Done()
+    pods, view = cluster(3, default_revision="r2", missing={"c-1"})
+    assert isinstance(plan(pods, view, was_upgrading=True), Wait)
+    assert plan(pods, view, was_upgrading=False) == Done()
+    pods, view = cluster(3, default_revision="r2", deleting={"c-1"})
+    assert isinstance(plan(pods, view, was_upgrading=True), Wait)
+    assert plan(pods, view, was_upgrading=False) == Done()
+
+
+def test_an_outdated_pod_is_a_rollout_whatever_the_last_status_said() -> None:
+    pods, view = cluster(3, revision={"c-2": "r2"})
+    assert plan(pods, view, was_upgrading=False) == DeletePod("c-1")
 
 
 def test_restarted_pod_not_ready_after_timeout_blocks() -> None:
@@ -116,15 +144,30 @@ def test_simulated_rollout_order_and_safety() -> None:
     restarting: set[str] = set()  # deleted, back at the new revision, not ready yet
     deleted: list[str] = []
     transfers: list[tuple[str, str]] = []
+    status: dict[str, object] = {}  # what the previous round wrote, as the handler keeps it
     for _ in range(50):
         fresh = dict.fromkeys(restarting, NOW)
         pods, view = cluster(
             n, leader=leader, revision=revision, not_ready=restarting, created=fresh
         )
-        action = plan(pods, view)
+        action = plan(pods, view, was_upgrading=was_upgrading(status))
+        status = derive_status(
+            view=view,
+            activity=activity_for("Upgrading", action),
+            desired_replicas=n,
+            selector="app=c",
+            bootstrapped=True,
+            restoring=False,
+            unschedulable=None,
+            generation=1,
+            previous=status,
+            now=NOW,
+        )
         restarting.clear()  # a restarted pod becomes ready by the next round
         if action == Done():
+            assert status["phase"] == "Running"
             break
+        assert status["phase"] == "Upgrading", status
         if isinstance(action, DeletePod):
             others = [m for m in view.voters if m.name != action.pod]
             assert all(m.healthy for m in others), "deleted while another voter was unhealthy"
@@ -140,5 +183,6 @@ def test_simulated_rollout_order_and_safety() -> None:
     else:
         raise AssertionError("rollout did not finish in 50 rounds")
     assert deleted == ["c-4", "c-3", "c-2", "c-0", "c-1"]
+    assert was_upgrading(status) is False
     assert transfers == [("c-1", "c-0")]
     assert set(revision.values()) == {"r2"}

@@ -345,21 +345,16 @@ def _denied(operator: HostOperator, about: str) -> list[str]:
 
 def test_operator_had_every_permission_it_used(raftpod_operator: HostOperator) -> None:
     """The operator ran as the chart's ServiceAccount: a 403 means the chart's RBAC is short."""
-    denied = [
-        line for line in _denied(raftpod_operator, "") if "customresourcedefinitions" not in line
-    ]
+    denied = _denied(raftpod_operator, "")
     assert not denied, "\n".join(denied[:5])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="charts/raftpod grants no list/watch on apiextensions customresourcedefinitions, "
-    "which kopf uses to discover resources (it logs 403s for a minute at every start, then "
-    "stops noticing CRD changes); remove this mark when the chart grants it",
-)
 def test_chart_lets_kopf_watch_crds(raftpod_operator: HostOperator) -> None:
+    """kopf watches CRDs to notice resources changing; a 403 there is easy to overlook."""
     denied = _denied(raftpod_operator, "customresourcedefinitions")
     assert not denied, denied[0]
+    log = raftpod_operator.log_path.read_text(errors="replace")
+    assert "Not enough permissions to watch for resources" not in log
 
 
 def test_deletion_removes_owned_objects_and_keeps_volumes(

@@ -56,6 +56,7 @@ from raftpod_operator.certs import admin_token_only, plan_tls
 from raftpod_operator.metrics import OperatorMetrics
 from raftpod_operator.restore import restore_failure
 from raftpod_operator.scaling import plan_scaling
+from raftpod_operator.scheduling import unschedulable_news, unschedulable_report
 from raftpod_operator.sidecar_client import AdminClient, AdminError, client_ssl_context
 from raftpod_operator.spec import GROUP, PLURAL, VERSION, RaftClusterSpec, SpecError, parse_spec
 from raftpod_operator.status import (
@@ -68,6 +69,7 @@ from raftpod_operator.status import (
     observe,
     parse_admin_status,
     set_condition,
+    was_upgrading,
 )
 from raftpod_operator.upgrade import plan_upgrade
 
@@ -319,12 +321,24 @@ async def observe_and_act(
         activity = Activity()
         if bootstrapped:
             activity = await _plan_and_act(
-                memo, body, c, parsed, sts=sts, observed=observed, view=view, client=client
+                memo,
+                body,
+                c,
+                parsed,
+                sts=sts,
+                observed=observed,
+                view=view,
+                client=client,
+                upgrading=was_upgrading(status),
             )
         memo.metrics.upgrades_in_progress.labels(namespace, name).set(
             1 if activity.kind == "Upgrading" else 0
         )
         restoring = m.restoring(parsed) and not (status.get("restore") or {}).get("completedTime")
+        unschedulable = unschedulable_report(observed, parsed.placement)
+        news = unschedulable_news(status, unschedulable)
+        if news is not None:
+            kopf.warn(body, reason="Unschedulable", message=news)
         new_status = derive_status(
             view=view,
             activity=activity,
@@ -332,6 +346,7 @@ async def observe_and_act(
             selector=m.label_selector(c),
             bootstrapped=bootstrapped,
             restoring=restoring,
+            unschedulable=unschedulable,
             generation=body.get("metadata", {}).get("generation"),
             previous=status,
             now=_now(),
@@ -373,8 +388,9 @@ async def _plan_and_act(
     observed: list[PodObservation],
     view: ClusterView,
     client: AdminClient,
+    upgrading: bool,
 ) -> Activity:
-    """Scaling first; only a cluster at its size is upgraded."""
+    """Scaling first; only a cluster at its size is upgraded (``upgrading``: the last round was)."""
     kube: kube_mod.KubeApi = memo.kube
     claims = await kube.list("v1", "PersistentVolumeClaim", c.namespace, m.label_selector(c))
     action: Action = plan_scaling(
@@ -392,7 +408,14 @@ async def _plan_and_act(
         if target is None:
             action = Wait("waiting for the StatefulSet controller to see the new template")
         else:
-            action = plan_upgrade(observed, view, target, paused=spec.upgrade.paused, now=_now())
+            action = plan_upgrade(
+                observed,
+                view,
+                target,
+                paused=spec.upgrade.paused,
+                was_upgrading=upgrading,
+                now=_now(),
+            )
     await _execute(action, memo=memo, body=body, c=c, spec=spec, client=client, view=view)
     return activity_for(kind, action)
 

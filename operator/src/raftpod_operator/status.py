@@ -3,9 +3,10 @@
 `parse_admin_status` reads one sidecar's ``GET /admin/status`` (the only place
 that knows its JSON shape); `observe` merges the pods and the sidecars' views
 into a `ClusterView` that the planners use; `derive_status` turns the view plus
-what the planners decided into the ``status`` object. All pure: the same
-observation always gives the same status, and a condition keeps its
-``lastTransitionTime`` while its status does not change.
+what the planners decided (and why pods cannot be scheduled, see `scheduling.py`)
+into the ``status`` object. All pure: the same observation always gives the same
+status, and a condition keeps its ``lastTransitionTime`` while its status does
+not change.
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ def _time(text: Any) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class PodObservation:
-    """One pod as read from the API server, with its sidecar's view (None: unreachable)."""
+    """One pod as read from the API server, with its sidecar's view (None: unreachable).
+
+    ``unschedulable`` is the scheduler's message while the pod is Pending because no
+    node fits it (``PodScheduled`` False with reason ``Unschedulable``), else None.
+    """
 
     name: str
     ready: bool
@@ -104,6 +109,7 @@ class PodObservation:
     created: dt.datetime | None = None
     deleting: bool = False
     view: NodeView | None = None
+    unschedulable: str | None = None
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any], view: NodeView | None) -> PodObservation:
@@ -117,8 +123,22 @@ class PodObservation:
             created=_time(meta.get("creationTimestamp")),
             deleting=bool(meta.get("deletionTimestamp")),
             view=view,
+            unschedulable=_unschedulable(conditions),
         )
 
+
+def _unschedulable(conditions: Sequence[Mapping[str, Any]]) -> str | None:
+    for c in conditions:
+        if (c.get("type"), c.get("status"), c.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(c.get("message") or "no node fits the pod")
+    return None
+
+
+UNSCHEDULABLE = "Unschedulable"  # the Degraded reason while a pod waits for a node
 
 ROLE_NAMES = {
     "leader": "leader",
@@ -261,6 +281,20 @@ def activity_for(kind: str, action: Action) -> Activity:
     return Activity(kind, describe(action))
 
 
+def was_upgrading(previous: Mapping[str, Any]) -> bool:
+    """Whether the last status written said a rollout was in progress.
+
+    A rollout's last restarted pod is at the new revision like every other pod, so
+    only this tells "the rollout waits for its last pod" from "a member went down".
+    """
+    return any(
+        c.get("type") == "Progressing"
+        and c.get("status") == "True"
+        and c.get("reason") == "Upgrading"
+        for c in previous.get("conditions") or []
+    )
+
+
 def set_condition(
     previous: Sequence[Mapping[str, Any]],
     type_: str,
@@ -291,12 +325,25 @@ def _stamp(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def derive_phase(view: ClusterView, activity: Activity, bootstrapped: bool, restoring: bool) -> str:
-    """The one-word phase shown by ``kubectl get raft``."""
+def derive_phase(
+    view: ClusterView,
+    activity: Activity,
+    bootstrapped: bool,
+    restoring: bool,
+    *,
+    unschedulable: bool,
+) -> str:
+    """The one-word phase shown by ``kubectl get raft``.
+
+    Upgrading and Scaling only while a planner is acting; a member that is down
+    or not ready outside a rollout or scale, or a pod no node can take, is Degraded.
+    """
     if not view.members:
         return "Pending"
     if not bootstrapped:
         return "Restoring" if restoring else "Bootstrapping"
+    if unschedulable:
+        return "Degraded"
     if restoring and activity.kind == "Scaling" and not activity.blocked:
         return "Restoring"  # the restored voter is joined by the others, one at a time
     if activity.blocked or not view.has_quorum or view.leader is None:
@@ -316,12 +363,18 @@ def derive_status(
     selector: str,
     bootstrapped: bool,
     restoring: bool,
+    unschedulable: str | None,
     generation: int | None,
     previous: Mapping[str, Any],
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """The ``status`` object (kopf's own fields are left alone by the caller's patch)."""
-    phase = derive_phase(view, activity, bootstrapped, restoring)
+    """The ``status`` object (kopf's own fields are left alone by the caller's patch).
+
+    ``unschedulable`` is `scheduling.unschedulable_report` (None: every pod placed).
+    """
+    phase = derive_phase(
+        view, activity, bootstrapped, restoring, unschedulable=unschedulable is not None
+    )
     prev_conditions = list(previous.get("conditions") or [])
     ready = sum(1 for m in view.members.values() if m.ready)
     unhealthy = sorted(m.name for m in view.voters if not m.healthy)
@@ -331,11 +384,14 @@ def derive_status(
         available = ("QuorumLost", f"healthy voters below majority: {', '.join(unhealthy)}")
     else:
         available = ("QuorumHealthy", f"leader {view.leader}, term {view.term}")
-    if activity.blocked:
+    if unschedulable is not None:
+        degraded = (UNSCHEDULABLE, unschedulable)
+    elif activity.blocked:
         degraded = ("Blocked", activity.blocked)
+    elif phase == "Degraded" and available[0] == "QuorumHealthy":
+        degraded = ("MemberUnhealthy", f"{', '.join(unhealthy)} unhealthy")
     elif phase == "Degraded":
-        problem = f"{', '.join(unhealthy)} unhealthy" if unhealthy else available[1]
-        degraded = (available[0], problem)
+        degraded = available
     else:
         degraded = ("AsExpected", "all voters healthy")
     conditions = [
@@ -358,7 +414,7 @@ def derive_status(
         set_condition(
             prev_conditions,
             "Degraded",
-            status=phase == "Degraded",
+            status=phase == "Degraded" or unschedulable is not None,
             reason=degraded[0],
             message=degraded[1],
             now=now,
@@ -367,7 +423,10 @@ def derive_status(
     conditions += [c for c in prev_conditions if c.get("type") == "BackupSucceeded"]
     status: dict[str, Any] = {
         "phase": phase,
-        "message": activity.blocked or activity.message or conditions[0]["message"],
+        "message": unschedulable
+        or activity.blocked
+        or activity.message
+        or (degraded[1] if phase == "Degraded" else conditions[0]["message"]),
         "replicas": len(view.voters),
         "readyReplicas": ready,
         "ready": f"{ready}/{desired_replicas}",

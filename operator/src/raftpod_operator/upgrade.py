@@ -8,7 +8,10 @@ handed leadership to the most caught-up follower. Before each deletion every
 other voter must be healthy (ready, reachable, within ``maxLagEntries``). A
 restarted pod that is not ready and caught up within ``ready_timeout`` stops the
 rollout (Blocked -> Degraded) instead of pressing on. Nothing is remembered
-between rounds, so an operator restart re-plans the same step.
+between rounds but the last status (`status.was_upgrading`), so an operator
+restart re-plans the same step. With every pod at the target revision and no
+rollout under way there is nothing to plan: a member that is down then is
+Degraded, not Upgrading.
 """
 
 from __future__ import annotations
@@ -41,12 +44,20 @@ def plan_upgrade(
     target_revision: str,
     *,
     paused: bool,
+    was_upgrading: bool,
     now: dt.datetime,
     ready_timeout: dt.timedelta = READY_TIMEOUT,
 ) -> Action:
-    """The next rollout step for ``pods`` towards ``target_revision``."""
+    """The next rollout step for ``pods`` towards ``target_revision``.
+
+    ``was_upgrading``: the last round was rolling out, so a pod at the target
+    revision that is not ready yet is the rollout's last restart coming back.
+    """
     if paused:
         return Paused()
+    outdated = [p for p in pods if p.revision != target_revision]
+    if not outdated and not was_upgrading:
+        return Done()
     terminating = sorted(p.name for p in pods if p.deleting)
     if terminating:
         return Wait(f"waiting for {', '.join(terminating)} to terminate and come back")
@@ -62,7 +73,6 @@ def plan_upgrade(
                 f"{int(ready_timeout.total_seconds())}s; rollout stopped"
             )
         recovering.append(member)
-    outdated = [p for p in pods if p.revision != target_revision]
     if not outdated:
         if recovering:
             return Wait(_waiting_for(recovering))
