@@ -1,41 +1,41 @@
-"""A forwarded write whose answer is lost must not be reported failed, nor applied twice.
+"""A forwarded write whose answer is lost is answered "unknown", and never applied twice.
 
 A follower forwards a write to the leader's admin URL over HTTP. Here that URL
 is a relay in the test (``--advertise-admin`` points at it) that passes the
 request on, waits until the leader has answered (the write is applied), then
 stops listening and resets the follower's connection instead of relaying the
 answer: what a follower sees when the leader's process or link dies just after
-applying. aiohttp then resends the PUT by itself, the resend's connect is
-refused, and ``ClientConnectorError`` reaches ``forwarding.Forwarder`` although
-the request was sent. The forwarder takes that for "never reached the leader":
+applying. aiohttp would resend the PUT by itself (it counts PUT as
+idempotent); if that resend's connect is refused, a forwarder that took it for
+"never reached the leader" answered 503 ``no_leader`` ("nothing happened") for
+an applied write, and if the relay was back quickly the write was applied twice.
 
-- if the relay stays down it answers 503 ``no_leader`` (documented as "nothing
-  happened") for a write that was applied;
-- if the relay is back quickly it forwards again and the write is applied twice.
-
-Both are node bugs (sidecar ``forwarding.py``), marked xfail until fixed; a
-fix would treat a connector error after anything was sent as an unknown
-outcome (504), or disable aiohttp's resend.
+The follower (sidecar ``forwarding.py``) must answer 504, an unknown outcome,
+and never resend a write on its own, unless the write carries ``X-Request-Id``:
+the leader deduplicates those, so the follower sends it again and relays the
+original answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from ..sidecar.cluster import Cluster, http
+from ..sidecar.cluster import Cluster, Node, http
 from .proxy import abort_with_rst
 
 LEADER_TIMEOUT = 30.0
-BUG = "sidecar forwarding.py takes aiohttp's refused resend of a sent PUT for 'never sent'"
 
 
 class DyingRelay:
     """Relays bytes to ``upstream``; once ``armed``, the first answer byte kills it instead,
-    and it listens again after ``down_for`` seconds (never if None)."""
+    and it listens again after ``down_for`` seconds (never if None). ``close`` stops
+    listening and closes every relayed connection."""
 
     def __init__(self, upstream: int, down_for: float | None) -> None:
         self.upstream = upstream
@@ -44,6 +44,7 @@ class DyingRelay:
         self.killed = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.connections: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -55,6 +56,7 @@ class DyingRelay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self.connections |= {writer, up_writer}
 
         async def requests() -> None:
             while data := await reader.read(65536):
@@ -73,6 +75,7 @@ class DyingRelay:
             pass
         finally:
             pump.cancel()
+            self.connections -= {writer, up_writer}
             up_writer.close()
             writer.close()
 
@@ -89,13 +92,16 @@ class DyingRelay:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        for writer in self.connections:
+            writer.close()
 
 
-async def _forward_through_dying_relay(
+@contextlib.asynccontextmanager
+async def _relayed_cluster(
     tmp_path: Path, down_for: float | None
-) -> tuple[int, str, int]:
-    """Start 3 nodes behind relays, write through a follower while the leader's relay dies;
-    returns the follower's answer (status, body) and the key's version on the leader."""
+) -> AsyncIterator[tuple[Node, Node, DyingRelay]]:
+    """3 nodes whose admin URLs are relays; yields (leader, a follower, the leader's relay)
+    once a write forwarded through the relay has worked."""
     cluster = Cluster(tmp_path / "cluster", 3)
     relays = {n.id: DyingRelay(n.admin_port, down_for) for n in cluster.nodes.values()}
     try:
@@ -107,14 +113,7 @@ async def _forward_through_dying_relay(
         follower = cluster.followers(leader)[0]
         warm = await asyncio.to_thread(http, "PUT", follower.app + "/v1/kv/warm", data=b"0")
         assert warm.status_code == 200, warm.text  # forwarding through the relay works
-        relays[leader.id].armed = True
-        answer = await asyncio.to_thread(http, "PUT", follower.app + "/v1/kv/k", data=b"v")
-        assert relays[leader.id].killed.is_set()
-        stored = await asyncio.to_thread(
-            http, "GET", leader.app + "/v1/kv?prefix=k&consistency=stale"
-        )
-        (item,) = stored.json()["items"]  # the leader applied the write
-        return answer.status_code, answer.text, int(item["version"])
+        yield leader, follower, relays[leader.id]
     finally:
         for relay in relays.values():
             await relay.close()
@@ -122,17 +121,61 @@ async def _forward_through_dying_relay(
             await asyncio.to_thread(cluster.close)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason=BUG)
-async def test_applied_write_is_not_answered_503(tmp_path: Path) -> None:
-    status, body, _ = await _forward_through_dying_relay(tmp_path, down_for=None)
-    assert status != 503, f"the write was applied, yet the follower answered {status} {body}"
+async def _put_k(follower: Node, leader: Node, headers: dict[str, str]) -> tuple[int, str, int]:
+    """PUT k through ``follower``; its answer (status, body) and k's version on the leader
+    (0 if absent)."""
+    answer = await asyncio.to_thread(
+        http, "PUT", follower.app + "/v1/kv/k", data=b"v", headers=headers
+    )
+    stored = await asyncio.to_thread(http, "GET", leader.app + "/v1/kv?prefix=k&consistency=stale")
+    versions = [int(item["version"]) for item in stored.json()["items"]]
+    return answer.status_code, answer.text, sum(versions)
+
+
+async def _forward_through_dying_relay(
+    tmp_path: Path, down_for: float | None, headers: dict[str, str] | None = None
+) -> tuple[int, str, int]:
+    """Write through a follower while the leader's relay dies after the leader answered."""
+    async with _relayed_cluster(tmp_path, down_for) as (leader, follower, relay):
+        relay.armed = True
+        outcome = await _put_k(follower, leader, headers or {})
+        assert relay.killed.is_set()
+        return outcome
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason=BUG)
+async def test_applied_write_is_answered_unknown_not_503(tmp_path: Path) -> None:
+    status, body, version = await _forward_through_dying_relay(tmp_path, down_for=None)
+    assert status == 504, f"the write was applied, yet the follower answered {status} {body}"
+    assert json.loads(body)["error"] == "timeout"
+    assert "unknown" in json.loads(body)["message"]
+    assert version == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 async def test_forwarded_write_is_applied_once(tmp_path: Path) -> None:
     status, body, version = await _forward_through_dying_relay(tmp_path, down_for=0.05)
     assert version == 1, f"one PUT, version {version} (answered {status} {body})"
+    assert status == 504, body
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_write_with_request_id_is_resent_and_answered_once(tmp_path: Path) -> None:
+    headers = {"X-Request-Id": "forwarded-once"}
+    status, body, version = await _forward_through_dying_relay(tmp_path, 0.05, headers)
+    assert status == 200, body
+    assert version == 1, f"one PUT, version {version}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_unreachable_leader_is_503_as_nothing_was_sent(tmp_path: Path) -> None:
+    async with _relayed_cluster(tmp_path, down_for=None) as (leader, follower, relay):
+        await relay.close()  # every connect to the leader's admin URL is refused
+        status, body, version = await _put_k(follower, leader, {})
+    assert status == 503, body
+    assert json.loads(body)["error"] == "no_leader"
+    assert version == 0, "a refused connect sent the write nonetheless"

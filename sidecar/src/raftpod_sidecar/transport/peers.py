@@ -10,7 +10,10 @@ frame (up to ``max_batch_bytes``; a larger single message, e.g. a snapshot
 chunk, goes alone). When a queue is full the oldest non-snapshot messages are
 dropped and counted: Raft tolerates loss, and the core learns about trouble
 through ``on_unreachable(peer_id)``, called whenever a dial fails or a
-connection breaks. Senders redial with jittered exponential backoff.
+connection breaks. Senders redial with jittered exponential backoff, and a
+sender task ends only when cancelled: a broken connection surfaces as
+``OSError`` under asyncio but as ``RuntimeError`` under uvloop (which refuses
+writes on a closed transport), and any failure costs that connection only.
 
 Anything malformed, oversized or unauthenticated on an inbound connection
 closes that connection only and is counted in ``TransportCounters``.
@@ -57,6 +60,8 @@ from raftpod_sidecar.transport.tls import TlsContexts, cert_names_node
 log = logging.getLogger(__name__)
 
 MAX_HELLO_BYTES = 4096
+_CONNECTION_BROKEN = (OSError, EOFError, TimeoutError, RuntimeError)
+"""What a write, drain or read on a dead connection raises (RuntimeError: uvloop)."""
 _BATCH_HEADER_BYTES = 5  # the largest msgpack array header
 
 
@@ -125,7 +130,8 @@ def _consume_result(task: asyncio.Task[bytes]) -> None:
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
+    with contextlib.suppress(Exception):  # an already broken transport may refuse
+        writer.close()
     with contextlib.suppress(Exception):
         async with asyncio.timeout(1.0):
             await writer.wait_closed()
@@ -325,7 +331,7 @@ class PeerTransport:
             else:
                 c.handshake_failures += 1
             log.warning("closing peer connection from %r: %s", peer or "?", exc)
-        except (OSError, TimeoutError, EOFError) as exc:
+        except _CONNECTION_BROKEN as exc:
             if not peer:
                 c.handshake_failures += 1
             log.info("peer connection from %r ended: %r", peer or "?", exc)
@@ -418,6 +424,7 @@ class _PeerSender:
         return out
 
     async def _run(self) -> None:
+        """Dial, send until the connection breaks, back off, redial; only cancellation ends it."""
         attempt = 0
         while True:
             self._redial = False
@@ -432,8 +439,15 @@ class _PeerSender:
                 self.connected = True
                 try:
                     await self._pump(reader, writer)
-                except (OSError, EOFError, TimeoutError) as exc:
-                    log.info("connection to %s lost: %r", self.peer_id, exc)
+                except Exception as exc:  # whatever broke, the link must be redialed
+                    expected = isinstance(exc, _CONNECTION_BROKEN)
+                    log.log(
+                        logging.INFO if expected else logging.ERROR,
+                        "connection to %s lost: %r",
+                        self.peer_id,
+                        exc,
+                        exc_info=not expected,
+                    )
                 finally:
                     self.connected = False
                     await _close(writer)
@@ -483,7 +497,7 @@ class _PeerSender:
                     raise PeerProtocolError(f"refused: {reply.reason}")
             return reader, writer
         except Exception as exc:  # any failure to dial must lead to a retry, never a dead link
-            expected = isinstance(exc, OSError | TimeoutError | ValueError | PeerProtocolError)
+            expected = isinstance(exc, (*_CONNECTION_BROKEN, ValueError, PeerProtocolError))
             log.log(
                 logging.INFO if expected else logging.ERROR,
                 "dial %s at %s failed: %r",
@@ -513,7 +527,9 @@ class _PeerSender:
                 while not self.queue and not self._lost and not self._redial:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                if self._lost or self._redial:
+                # A transport the loop already closed (the peer reset it) is noticed
+                # before the watcher's callback runs: keep the batch for the next one.
+                if self._lost or self._redial or writer.is_closing():
                     return
                 batch = self._take_batch()
                 payload = join_encoded(batch)
