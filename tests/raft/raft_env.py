@@ -64,6 +64,7 @@ class Cluster:
         self.inflight: list[Message] = []
         self.isolated: set[str] = set()
         self.out: list[str] = []
+        self.founding_conf = ConfState()
 
     # ------------------------------------------------------------------ building
     def config_for(self, nid: str, **overrides: object) -> Config:
@@ -85,7 +86,7 @@ class Cluster:
         learners = learners or []
         members = [Member(i, f"{i}.local:7000", i in voters) for i in ids]
         members = [m for m in members if m.voter or m.id in learners]
-        conf = ConfState(tuple(sorted(members)))
+        conf = self.founding_conf = ConfState(tuple(sorted(members)))
         for nid in ids:
             storage = MemoryStorage()
             if nid in voters or nid in learners:
@@ -112,6 +113,15 @@ class Cluster:
         self.inflight = [m for m in self.inflight if nid not in (m.to, m.frm)]
         snap = old.storage.snapshot()
         self._start(nid, old.storage, old.config, applied=snap.meta.index)
+
+    def wipe(self, nid: str) -> None:
+        """Restart ``nid`` with its data lost: storage holds only the bootstrap snapshot of
+        the founding configuration again (what re-running bootstrap on an empty dir does)."""
+        old = self.peers[nid]
+        self.inflight = [m for m in self.inflight if nid not in (m.to, m.frm)]
+        storage = MemoryStorage()
+        storage.apply_snapshot(bootstrap_snapshot(self.founding_conf))
+        self._start(nid, storage, old.config)
 
     def _restore(self, peer: Peer, snap: Snapshot) -> None:
         peer.applied = [d for d in snap.data.split(b"|") if d] if snap.data else []
@@ -329,6 +339,9 @@ class Cluster:
 
     def cmd_restart(self, who: str) -> None:
         self.restart(node_id(who))
+
+    def cmd_wipe(self, who: str) -> None:
+        self.wipe(node_id(who))
 
     def cmd_report_unreachable(self, who: str, peer: str) -> None:
         self.peers[node_id(who)].node.report_unreachable(node_id(peer))

@@ -91,6 +91,22 @@ def elect(node: RawNode) -> None:
     assert node.role == Role.LEADER
 
 
+def answer_app(node: RawNode, app: Message) -> None:
+    """The follower ``app`` went to acknowledges it, echoing its send tick (as cores do)."""
+    last = app.index + len(app.entries)
+    node.step(
+        Message(M.APP_RESP, node.id, app.to, node.term, index=last, chunk_offset=app.chunk_offset)
+    )
+
+
+def elect_with_lease(node: RawNode) -> None:
+    """``elect``, then n2 acknowledges the no-op: it commits and the lease starts."""
+    elect(node)
+    (app,) = [m for m in drain(node) if m.type == M.APP and m.to == "n2"]
+    answer_app(node, app)
+    assert node.lease_valid()
+
+
 # ---------------------------------------------------------------------------- config & roles
 def test_config_rejects_bad_intervals() -> None:
     with pytest.raises(ValueError):
@@ -368,6 +384,38 @@ def test_stalled_replication_recovers_from_lost_tail() -> None:
     assert c.peers["n3"].applied == [b"lost"]
 
 
+@pytest.mark.parametrize("busy", [False, True], ids=["idle-leader", "busy-leader"])
+def test_follower_with_wiped_data_is_caught_up_again(busy: bool) -> None:
+    c = Cluster(seed=3)
+    c.add_nodes(3)
+    c.peers["n1"].node.campaign()
+    c.stabilize(log=False)
+    for i in range(5):
+        c.peers["n1"].node.propose(b"w%d" % i)
+    c.stabilize(log=False)
+    leader = c.peers["n1"].node
+    assert leader.status().progress["n3"].match == 7
+    c.tick("n1", 1)  # some time passes before n3 comes back
+    c.wipe("n3")  # same id and peers, storage back to the bootstrap snapshot
+    if busy:
+        leader.propose(b"more")  # an APP after n3's match: refused
+    else:
+        c.tick("n1", c.peers["n1"].config.heartbeat_ticks)  # a heartbeat with commit 7
+    c.process_ready("n1", log=False)
+    c.deliver("n3", log=False)
+    st = c.peers["n3"].node.status()
+    # the leader's commit is beyond its log: the runtime can tell it is behind
+    assert (st.last_index, st.leader, st.leader_commit) == (1, "n1", 7)
+    for _ in range(20):
+        c.stabilize(log=False)
+        if c.peers["n3"].applied_index == leader.log.committed:
+            break
+        c.tick("n1", 1)
+    assert c.peers["n3"].applied == c.peers["n1"].applied
+    assert c.peers["n3"].applied_index == leader.log.committed == (8 if busy else 7)
+    assert leader.status().progress["n3"].match == leader.log.committed
+
+
 # ---------------------------------------------------------------------------- snapshots
 def lagging_cluster(chunk: int) -> Cluster:
     c = Cluster(seed=5, snapshot_chunk_bytes=chunk)
@@ -544,7 +592,8 @@ def test_lease_read_needs_check_quorum() -> None:
     for check_quorum, immediate in ((True, True), (False, False)):
         node = make_node(pre_vote=False, check_quorum=check_quorum)
         elect(node)
-        node.step(Message(M.APP_RESP, "n1", "n2", node.term, index=2))
+        (app,) = [m for m in drain(node) if m.type == M.APP and m.to == "n2"]
+        answer_app(node, app)
         drain(node)
         node.read_index(b"l", lease=True)
         assert bool(node.ready().read_states) is immediate
@@ -553,12 +602,29 @@ def test_lease_read_needs_check_quorum() -> None:
 
 def test_lease_expires_without_acks() -> None:
     node = make_node(pre_vote=False, check_quorum=True)
-    elect(node)
-    node.step(Message(M.APP_RESP, "n1", "n2", node.term, index=2))
-    assert node.lease_valid()
+    elect_with_lease(node)
     for _ in range(node.config.lease_ticks + 1):
         node.tick()
     assert not node.lease_valid()
+
+
+def test_lease_counts_from_send_not_from_delayed_answer() -> None:
+    node = make_node(pre_vote=False, check_quorum=True)
+    elect_with_lease(node)
+    for _ in range(node.config.heartbeat_ticks):
+        node.tick()
+    (late,) = [m for m in drain(node) if m.type == M.HEARTBEAT and m.to == "n2"]
+    for _ in range(node.config.lease_ticks + 1):
+        node.tick()  # the heartbeat sits in the network; meanwhile n2 may vote elsewhere
+    assert node.role == Role.LEADER and not node.lease_valid()
+    answer = Message(M.HEARTBEAT_RESP, "n1", "n2", node.term, chunk_offset=late.chunk_offset)
+    node.step(answer)
+    assert not node.lease_valid()  # it arrived now, but vouches only for the send
+    node.step(answer._replace(chunk_offset=0))  # an answer without a send tick: no lease
+    assert not node.lease_valid()
+    fresh = [m for m in drain(node) if m.type == M.HEARTBEAT and m.to == "n2"][-1]
+    node.step(answer._replace(chunk_offset=fresh.chunk_offset))
+    assert node.lease_valid()
 
 
 def test_follower_forwards_read_index_and_errors_without_leader() -> None:
@@ -754,9 +820,7 @@ def test_leader_whose_removal_is_uncommitted_may_campaign_to_finish_it() -> None
 
 def test_no_lease_reads_after_timeout_now() -> None:
     node = make_node(pre_vote=False, check_quorum=True)
-    elect(node)
-    node.step(Message(M.APP_RESP, "n1", "n2", node.term, index=2))
-    assert node.lease_valid()
+    elect_with_lease(node)
     node.transfer_leadership("n2")  # caught up: TIMEOUT_NOW goes out at once
     for _ in range(10):
         node.tick()  # the transfer times out, but n2 may have won meanwhile

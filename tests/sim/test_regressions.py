@@ -18,15 +18,13 @@ REGRESSIONS = [
     # leader had already committed with another entry (legal: it is uncommitted on the
     # deposed leader); only a node's own committed prefix must match the committed log
     pytest.param(SimOptions(23, 3, 921, ALL_BUT_CLOCK), id="23-deposed-leader-append"),
-    # core bug, open: a leader's lease counts from when a follower's answer *arrives*
+    # core bug, fixed: a leader's lease counted from when a follower's answer *arrived*
     # (Progress.last_heard), so answers delayed in the network (here up to ~14 ticks on
-    # a slow link) keep an isolated leader's lease valid after a new leader has been
-    # elected and has committed; n3 answers lease read r33 at 92 with 94 committed.
-    # The lease must count from when the acknowledged heartbeat was sent (thesis 6.4.1).
+    # a slow link) kept an isolated leader's lease valid after a new leader had been
+    # elected and had committed; n3 answered lease read r33 at 92 with 94 committed.
+    # The lease now counts from when the acknowledged message was sent (thesis 6.4.1).
     pytest.param(
-        SimOptions(965, 3, 832, ("reorder", "partition")),
-        id="965-lease-from-delayed-answers",
-        marks=pytest.mark.xfail(strict=True, reason="core bug: lease counted from receipt"),
+        SimOptions(965, 3, 832, ("reorder", "partition")), id="965-lease-from-delayed-answers"
     ),
 ]
 

@@ -60,7 +60,7 @@ def describe_message(m: Message) -> str:
         parts.append(f"entries={describe_entries(m.entries)}")
     if m.reject:
         parts.append("rejected")
-        if t == MessageType.APP_RESP:
+        if t in (MessageType.APP_RESP, MessageType.HEARTBEAT_RESP):
             parts.append(f"hint={m.hint_term}/{m.reject_hint}")
     if m.context:
         parts.append(f"ctx={_bytes(m.context)}")

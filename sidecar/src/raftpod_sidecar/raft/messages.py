@@ -143,7 +143,11 @@ class Message(NamedTuple):
     ``reject_hint``/``hint_term`` are the conflict hints for fast backtracking.
     ``context`` carries a ReadIndex request id or a transfer marker. For SNAP,
     ``snapshot.meta`` describes the whole snapshot and ``snapshot.data`` is the
-    chunk at ``chunk_offset``; ``chunk_done`` marks the last chunk.
+    chunk at ``chunk_offset``; ``chunk_done`` marks the last chunk. On APP and
+    HEARTBEAT, ``chunk_offset`` is the leader's tick when it sent them (0: none), echoed
+    in the APP_RESP/HEARTBEAT_RESP that answers, so a lease counts from the send. A
+    rejected HEARTBEAT_RESP says the follower's log ends (``reject_hint``) below the
+    commit index it was sent, i.e. it lost entries it had acknowledged.
     """
 
     type: MessageType

@@ -108,6 +108,7 @@ class Status(NamedTuple):
     lease_valid: bool
     vote: str = ""
     first_index: int = 0
+    leader_commit: int = 0  # highest commit a leader told us (ours when leading)
 
 
 def bootstrap_snapshot(conf: ConfState) -> Snapshot:
@@ -141,7 +142,8 @@ class RawNode:
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
         self._randomized_timeout = 0
-        self._now = 0
+        self._now = 1  # logical clock; starts at 1 so that a send tick of 0 means "none"
+        self._leader_commit = 0  # highest commit index a leader has told us
         self._transferee = ""
         self._pending_conf_index = 0
         self._term_start = 0  # index of this leader's no-op (0 unless leader)
@@ -262,6 +264,7 @@ class RawNode:
             lease_valid=self.lease_valid(),
             vote=self.vote,
             first_index=self.log.first_index(),
+            leader_commit=max(self._leader_commit, self.log.committed),
         )
 
     # ------------------------------------------------------------------ Ready
@@ -622,6 +625,7 @@ class RawNode:
                 prev,
                 tuple(entries),
                 log.committed,
+                chunk_offset=self._now,  # send tick, echoed in the answer (lease)
             )
         )
         if pr.state == ProgressState.REPLICATE:
@@ -673,6 +677,7 @@ class RawNode:
                     self.term,
                     commit=min(pr.match, committed),
                     context=context,
+                    chunk_offset=self._now,  # send tick, echoed in the answer (lease)
                 )
             )
 
@@ -712,15 +717,28 @@ class RawNode:
             self.step(Message(M.BEAT, self.id, self.id))
 
     # ------------------------------------------------------------------ leader: responses
-    def _on_app_resp(self, m: Message) -> None:
+    def _heard(self, m: Message) -> Progress:
+        """``m`` answers our APP or HEARTBEAT: its sender is alive, and it had not voted
+        for anyone else when it got the message, so the lease counts from when we *sent*
+        that message (its tick comes back in ``chunk_offset``; 0: none), never from now:
+        an answer delayed in the network says nothing about the time since (thesis §6.4.1).
+        """
         pr = self.tracker.progress[m.frm]
         pr.recent_active = True
-        pr.last_heard = self._now
+        sent = min(m.chunk_offset, self._now)  # a peer cannot vouch for our future
+        if sent > 0 and sent > pr.last_heard:
+            pr.last_heard = sent
+        return pr
+
+    def _on_app_resp(self, m: Message) -> None:
+        pr = self._heard(m)
         if m.reject:
             hint = m.reject_hint
             if m.hint_term > 0:
                 hint = self.log.find_conflict_by_term(m.reject_hint, m.hint_term)
-            if pr.maybe_decr_to(m.index, hint):
+            if m.index <= pr.match and self._sent_after_match(m, pr):
+                self._restart_lost_peer(m.frm, pr, hint)  # refuses what it acknowledged
+            elif pr.maybe_decr_to(m.index, hint):
                 if pr.state == ProgressState.REPLICATE:
                     pr.become_probe()
                 self._send_append(m.frm, True)
@@ -728,6 +746,7 @@ class RawNode:
         was_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return
+        pr.match_tick = self._now
         if pr.state == ProgressState.PROBE:
             pr.become_replicate()
         elif pr.state == ProgressState.SNAPSHOT:
@@ -747,10 +766,10 @@ class RawNode:
             self._send_timeout_now(m.frm)
 
     def _on_heartbeat_resp(self, m: Message) -> None:
-        pr = self.tracker.progress[m.frm]
-        pr.recent_active = True
-        pr.last_heard = self._now
-        if pr.state == ProgressState.PROBE:
+        pr = self._heard(m)
+        if m.reject and m.reject_hint < pr.match and self._sent_after_match(m, pr):
+            self._restart_lost_peer(m.frm, pr, m.reject_hint)  # its log ends below our commit
+        elif pr.state == ProgressState.PROBE:
             pr.probe_sent = False
         if pr.match < self.log.last_index():
             if pr.state == ProgressState.PROBE:
@@ -768,10 +787,22 @@ class RawNode:
                 for request in self._read_only.release(m.context):
                     self._answer_read(request)
 
+    def _sent_after_match(self, m: Message, pr: Progress) -> bool:
+        """Does ``m`` answer a message sent after we learned ``pr.match`` (a later tick)?
+        Then a refusal at or below the match is news, not a stale (delayed, duplicated)
+        answer: the follower lacks entries it acknowledged, so its data was lost."""
+        return pr.state != ProgressState.SNAPSHOT and m.chunk_offset > pr.match_tick
+
+    def _restart_lost_peer(self, peer: str, pr: Progress, last_index: int) -> None:
+        """``peer`` lost entries it had acknowledged (a wiped data dir; outside Raft's
+        assumptions): forget its match and probe from its log's end. This only re-sends
+        entries, and a forgotten match only makes heartbeats carry a lower commit."""
+        pr.forget_match(last_index + 1)
+        self._send_append(peer, True)
+
     def _on_snap_resp(self, m: Message) -> None:
         pr = self.tracker.progress[m.frm]
         pr.recent_active = True
-        pr.last_heard = self._now
         transfer = pr.transfer
         if transfer is None or m.index != transfer.snapshot.meta.index:
             return
@@ -852,16 +883,35 @@ class RawNode:
 
     def _on_app(self, m: Message) -> None:
         self._from_leader(m)
+        self._leader_commit = max(self._leader_commit, m.commit)
         log = self.log
         if m.index < log.committed:
-            self._send(Message(M.APP_RESP, m.frm, self.id, self.term, index=log.committed))
+            self._send(
+                Message(
+                    M.APP_RESP,
+                    m.frm,
+                    self.id,
+                    self.term,
+                    index=log.committed,
+                    chunk_offset=m.chunk_offset,
+                )
+            )
             return
         result = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if result is not None:
             last_new, conflict = result
             if m.entries:
                 self._after_follower_append(m.entries, conflict)
-            self._send(Message(M.APP_RESP, m.frm, self.id, self.term, index=last_new))
+            self._send(
+                Message(
+                    M.APP_RESP,
+                    m.frm,
+                    self.id,
+                    self.term,
+                    index=last_new,
+                    chunk_offset=m.chunk_offset,
+                )
+            )
             return
         hint = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
         self._send(
@@ -874,6 +924,7 @@ class RawNode:
                 reject=True,
                 reject_hint=hint,
                 hint_term=log.term(hint) or 0,
+                chunk_offset=m.chunk_offset,
             )
         )
 
@@ -891,8 +942,25 @@ class RawNode:
 
     def _on_heartbeat(self, m: Message) -> None:
         self._from_leader(m)
-        self.log.commit_to(m.commit)
-        self._send(Message(M.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+        log = self.log
+        log.commit_to(m.commit)
+        self._leader_commit = max(self._leader_commit, m.commit)
+        last = log.last_index()
+        # the leader only sends commits we acknowledged having: a shorter log means our
+        # data was lost; say where it ends so the leader re-sends the rest
+        lost = m.commit > last
+        self._send(
+            Message(
+                M.HEARTBEAT_RESP,
+                m.frm,
+                self.id,
+                self.term,
+                context=m.context,
+                reject=lost,
+                reject_hint=last if lost else 0,
+                chunk_offset=m.chunk_offset,
+            )
+        )
 
     def _on_snap(self, m: Message) -> None:
         self._from_leader(m)

@@ -71,6 +71,7 @@ class Progress:
         "last_heard",
         "learner",
         "match",
+        "match_tick",
         "next",
         "pending_snapshot",
         "probe_sent",
@@ -81,12 +82,13 @@ class Progress:
 
     def __init__(self, next_index: int, max_inflight: int, learner: bool = False) -> None:
         self.match = 0
+        self.match_tick = 0  # leader's tick when ``match`` last grew (lost-data check)
         self.next = next_index
         self.state = ProgressState.PROBE
         self.probe_sent = False  # PROBE: an APP is out, wait for its answer
         self.inflights = Inflights(max_inflight)
         self.recent_active = False
-        self.last_heard = -(1 << 62)  # tick of the last response (lease reads)
+        self.last_heard = -(1 << 62)  # send tick of the newest message it answered (lease)
         self.pending_snapshot = 0
         self.transfer: SnapshotTransfer | None = None
         self.learner = learner
@@ -113,6 +115,12 @@ class Progress:
     def become_replicate(self) -> None:
         self._reset_state(ProgressState.REPLICATE)
         self.next = self.match + 1
+
+    def forget_match(self, next_index: int) -> None:
+        """The follower lost entries it had acknowledged: probe again from ``next_index``."""
+        self._reset_state(ProgressState.PROBE)
+        self.match = 0
+        self.next = next_index
 
     def become_snapshot(self, snapshot: Snapshot) -> None:
         self._reset_state(ProgressState.SNAPSHOT)
