@@ -23,11 +23,19 @@ from .forwarding import INTERNAL_APP_PREFIX, Forwarder
 from .httputil import ApiError, Handler, json_response, read_json
 from .logs import event
 from .metrics import CONTENT_TYPE, NodeMetrics
-from .node import RaftNode, UnknownOutcomeError
-from .raft.errors import ConfChangePendingError, InvalidConfChangeError, NotLeaderError
+from .node import NodeError, RaftNode, UnknownOutcomeError
+from .raft.errors import (
+    ConfChangePendingError,
+    InvalidConfChangeError,
+    NotLeaderError,
+    RaftUsageError,
+)
 from .raft.messages import ConfChange, ConfChangeType, Role
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+READINESS_WAIT = 1.0
+"""Seconds /readyz waits for the leader to confirm its commit index (probes time out at 2)."""
 
 
 def make_auth_middleware(node: RaftNode, tls_required: bool) -> Any:
@@ -86,22 +94,55 @@ class AdminApi:
             raise ApiError(503, "unhealthy", f"the raft loop stopped: {self.node.fatal!r}")
         return json_response({"ok": True})
 
-    def readiness(self) -> str:
-        """Why this node is not ready ("" when it is)."""
+    def _membership(self) -> str:
+        """Why this node is not a member ("" when it is), from what it has appended and applied."""
+        node = self.node
+        latest = node.raw.status().conf
+        if not latest.members:
+            return "not a member of the cluster yet"
+        if latest.get(node.id) is None:
+            return "removed from the cluster"
+        if node.conf.get(node.id) is None:
+            return "not a member of the cluster yet"
+        return ""
+
+    async def readiness(self) -> str:
+        """Why this node is not ready ("" when it is).
+
+        Ready means reads served here are current: the node is a member, the leader
+        confirms its commit index (ReadIndex, so a quorum still follows it), and this
+        node has applied to within ``--ready-max-lag`` of that index. The follower's own
+        commit index is not enough: it only learns what the leader thinks it holds.
+        """
         node = self.node
         if node.fatal is not None:
             return "the raft loop stopped"
-        if node.conf.get(node.id) is None and node.raw.status().conf.get(node.id) is None:
-            return "not a member of the cluster yet"
-        if not node.leader:
+        reason = self._membership()
+        if reason:
+            return reason
+        leader = node.leader
+        if not leader:
             return "no known leader"
-        lag = node.commit - node.applied
+        deadline = time.monotonic() + min(READINESS_WAIT, node.config.request_timeout)
+        try:
+            leader_commit = await node.read_index(deadline, lease=True)
+        except (NodeError, RaftUsageError):
+            reason = self._membership()
+            return reason or (
+                f"the leader {leader} did not confirm its commit index in time: "
+                "this node may be cut off from the cluster or removed from it"
+            )
+        lag = leader_commit - node.applied
         if lag > node.config.ready_max_lag:
-            return f"applied index trails commit by {lag} entries"
+            return (
+                f"applied index {node.applied} trails the leader's commit index "
+                f"{leader_commit} by {lag} entries (more than --ready-max-lag "
+                f"{node.config.ready_max_lag})"
+            )
         return ""
 
     async def readyz(self, request: web.Request) -> web.Response:
-        reason = self.readiness()
+        reason = await self.readiness()
         if reason:
             return json_response({"ready": False, "reason": reason}, 503)
         return json_response({"ready": True})
@@ -136,7 +177,7 @@ class AdminApi:
                 "members": members,
                 "transferee": status.transferee or None,
                 "lease_valid": status.lease_valid,
-                "ready": self.readiness() == "",
+                "ready": await self.readiness() == "",
             }
         )
 

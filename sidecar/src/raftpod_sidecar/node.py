@@ -4,9 +4,11 @@ Everything that touches the core (ticks, peer messages, proposals, read-index
 requests, membership changes) is queued and run by the single Ready-loop task,
 between Ready cycles, so the core never sees a call between ``ready()`` and
 ``advance()``. Each cycle does what the Ready contract says, in order: persist
-(awaiting the storage's fsync thread), send, apply, answer read states,
-advance. Proposals wait while a persist is in flight, so they batch into the
-next Ready: that is the group commit.
+(fsync on this thread, or awaiting the storage's fsync thread), send, apply,
+answer read states, advance; except that a leader sends new entries first, so
+its followers write to disk while it does, and a commit after applying it, so
+its clients are answered first. Proposals wait while a persist is in flight,
+so they batch into the next Ready: that is the group commit.
 
 A proposal is a future in a dict keyed by log index and resolved when that
 index is applied with the term it was proposed in; an index that comes back
@@ -134,6 +136,7 @@ class RaftNode:
         self.term = status.term
         self.leader = status.leader
         self.role = status.role
+        self._durable_vote = (status.term, status.vote)
         self.directory = dict(directory)
         self.last_snapshot_index = applied
         self._inbox: list[Message] = []
@@ -258,16 +261,22 @@ class RaftNode:
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
         self._fail_overwritten(rd.entries)
-        if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
-            await self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
-            self.metrics.last_log_index.set(self.storage.last_index())
         if rd.snapshot is not None or any(e.type == EntryType.CONF_CHANGE for e in rd.entries):
             self.update_peers(self.raw.status().conf)
-        if rd.messages and self.transport is not None:
-            self.transport.send(rd.messages)
-            sent = sum(1 for m in rd.messages if m.type == MessageType.APP)
-            if sent:
-                self.metrics.append_entries_sent.inc(sent)
+        leader_order = self._may_send_before_persist(rd)
+        overlap = leader_order and bool(rd.entries) and bool(rd.messages)
+        if overlap:
+            # followers write to disk while this node does (its fsync goes to the WAL
+            # thread, so this loop reads their answers meanwhile)
+            self._send(rd.messages)
+        if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
+            # with nothing to overlap, fsync on this thread: a hand-off costs two wake-ups
+            await self.storage.persist(rd.hard_state, rd.entries, rd.snapshot, inline=not overlap)
+            self.metrics.last_log_index.set(self.storage.last_index())
+            if rd.hard_state is not None:
+                self._durable_vote = (rd.hard_state.term, rd.hard_state.vote)
+        if not leader_order:
+            self._send(rd.messages)
         if rd.snapshot is not None and rd.snapshot.meta.index > self.applied:
             self._install_snapshot(rd.snapshot)
         if rd.committed_entries:
@@ -281,6 +290,31 @@ class RaftNode:
             if future is not None and not future.done():
                 future.set_result(read.index)
         self._release_apply_waiters()
+        if leader_order and not rd.entries:
+            # nothing to overlap with: the writers' handlers run before the commit goes out
+            self._send(rd.messages)
+
+    def _may_send_before_persist(self, rd: Ready) -> bool:
+        """A leader's messages need not wait for its own disk (thesis §10.2.1).
+
+        They carry entries and commit indexes, not acknowledgements, and no commit can
+        count on its unpersisted entries: followers' answers are stepped only after
+        ``advance``, which follows the persist. Anything sent with a new term or vote,
+        or by a non-leader (acks, votes), waits for the disk. Nor need they wait for
+        the apply, so a leader sends them whenever that serves latency best.
+        """
+        if self.role != Role.LEADER or rd.snapshot is not None:
+            return False
+        hard = rd.hard_state
+        return hard is None or (hard.term, hard.vote) == self._durable_vote
+
+    def _send(self, messages: tuple[Message, ...]) -> None:
+        if not messages or self.transport is None:
+            return
+        self.transport.send(messages)
+        sent = sum(1 for m in messages if m.type == MessageType.APP)
+        if sent:
+            self.metrics.append_entries_sent.inc(sent)
 
     def _on_soft_state(self, leader: str, role: Role) -> None:
         if role != self.role:
@@ -502,9 +536,8 @@ class RaftNode:
             raise NotLeaderError(self.leader, self.term)
         applied = await self._submit(lambda: self._register(propose()))
         try:
-            outcome: Committed = await asyncio.wait_for(
-                applied, max(0.0, deadline - time.monotonic())
-            )
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                outcome: Committed = await applied
         except TimeoutError:
             self.metrics.proposals.labels("timeout").inc()
             raise UnknownOutcomeError(
@@ -540,6 +573,12 @@ class RaftNode:
         On a follower the core asks the leader for its commit index; either way the
         read waits until this node has applied that far.
         """
+        index = await self.read_index(deadline, lease)
+        await self.wait_applied(index, deadline)
+        return index
+
+    async def read_index(self, deadline: float, lease: bool = False) -> int:
+        """The leader's commit index, confirmed current by a quorum (or the leader's lease)."""
         await self.wait_leader(deadline)
         context = next(self._read_ids).to_bytes(8, "big")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -553,7 +592,6 @@ class RaftNode:
             ) from None
         finally:
             self._reads.pop(context, None)
-        await self.wait_applied(index, deadline)
         return index
 
     async def transfer_leadership(self, to: str, deadline: float) -> str:

@@ -79,6 +79,16 @@ async def _bootstrap(config: NodeConfig, storage: DurableStorage, log: logging.L
         event(log, "bootstrapped a new cluster", voters=",".join(sorted(config.peers)))
 
 
+async def _commit_through_snapshot(storage: DurableStorage, snapshot: Snapshot) -> None:
+    """Raise a stored commit index that trails the snapshot (which holds only committed
+    entries): a hard state that only moves the commit index waits for the next WAL write,
+    so a crash can lose it, and the core must not start with its commit index behind what
+    it has applied."""
+    hard_state = storage.hard_state
+    if hard_state.commit < snapshot.meta.index:
+        await storage.persist(hard_state._replace(commit=snapshot.meta.index))
+
+
 def _is_fresh(storage: DurableStorage) -> bool:
     hard_state, _ = storage.initial_state()
     return hard_state.term == 0 and storage.last_index() == 0 and storage.snapshot().meta.index == 0
@@ -151,6 +161,7 @@ async def run(config: NodeConfig, log: logging.Logger) -> int:
     elif config.restore_from:
         event(log, "data dir holds state; --restore-from ignored", logging.WARNING)
     snapshot = storage.snapshot()
+    await _commit_through_snapshot(storage, snapshot)
     machine = StateMachine()
     machine_bytes, directory = envelope.unpack_snapshot(snapshot.data)
     if machine_bytes:

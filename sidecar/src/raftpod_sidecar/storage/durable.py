@@ -6,6 +6,19 @@ request queued while the previous fsync ran into one record and one fsync
 (group commit), then applies them to memory on the event loop in submission
 order and only then resolves the callers' futures: nothing is acknowledged or
 visible before it is on disk.
+
+``persist(..., inline=True)`` made while no write is queued is instead done
+at once on the caller's thread (blocking it for the fsync). That suits a caller
+that awaits each write before making the next and has nothing to do meanwhile,
+as the node's Ready loop on a follower (it batches proposals itself): handing a
+write to the thread and back costs two wake-ups, which on a busy machine took
+longer than the fsync. Installed snapshots always go through the thread (their
+file may be large).
+
+One exception, as etcd's raft (``MustSync``): a hard state that only moves the
+commit index needs no fsync of its own (after a crash the leader tells the
+commit index again), so it is not written at once but with the next write (or
+at ``close``); until then the stored commit index may trail.
 """
 
 from __future__ import annotations
@@ -63,7 +76,7 @@ class _Request:
     """One caller's durable write: WAL ops, an installed snapshot's file, a memory update."""
 
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[None]
+    future: asyncio.Future[None] | None  # None: written on the caller's thread
     ops: list[tuple[Any, ...]]
     apply: Callable[[], None]
     snapshot: Snapshot | None = None
@@ -108,10 +121,15 @@ class DurableStorage:
         self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
         self._failure: BaseException | None = None
         self._closed = False
+        self._io_lock = threading.Lock()  # one writer of the WAL at a time
+        self._queued = 0  # requests handed to the thread and not yet completed
+        self._queued_lock = threading.Lock()
         # what memory will hold once every queued request is applied (to validate early)
         self._pending_base = log.base()[0]
         self._pending_last = log.last_index()
         self._pending_snap = log.snapshot().meta.index
+        self._pending_hard = log.hard_state
+        self._unwritten_hard: HardState | None = None  # commit-only, rides with the next write
         self._thread = threading.Thread(target=self._run, name="raftpod-wal", daemon=True)
         self._thread.start()
 
@@ -127,7 +145,8 @@ class DurableStorage:
     ) -> DurableStorage:
         """Recover from ``data_dir`` (created if missing) and start the writer thread.
 
-        ``on_fsync(seconds)`` is called from the writer thread after every fsync.
+        ``on_fsync(seconds)`` is called after every fsync (from the writer thread, or
+        the caller's for an inline write, see the module docstring).
         Raises ``WalCorruptError``/``SnapshotCorruptError`` rather than serve damage.
         """
         root = Path(data_dir)
@@ -176,12 +195,17 @@ class DurableStorage:
         hard_state: HardState | None = None,
         entries: Sequence[Entry] = (),
         snapshot: Snapshot | None = None,
+        *,
+        inline: bool = False,
     ) -> None:
         """Make a Ready's durable part durable, then visible; returns after fsync.
 
         Order as in the Ready: the snapshot (installed from the leader), then the
         entries (replacing stored ones from ``entries[0].index`` on), then the
-        hard state. Concurrent calls share one fsync.
+        hard state. Concurrent calls share one fsync. A hard state alone whose
+        term and vote are unchanged (only the commit index moved) is kept for the
+        next write and returns at once; memory holds it at once unless writes are
+        queued, else with that next write. ``inline``: see the module docstring.
         """
         ops: list[tuple[Any, ...]] = []
         snap_index, base, last = self._pending_snap, self._pending_base, self._pending_last
@@ -198,11 +222,21 @@ class DurableStorage:
             ops.append((Op.ENTRIES, entries))
             last = entries[-1].index
         self._pending_snap, self._pending_base, self._pending_last = snap_index, base, last
+        log = self._log
+        if hard_state is not None:
+            previous, self._pending_hard = self._pending_hard, hard_state
+            if not ops and (hard_state.term, hard_state.vote) == (previous.term, previous.vote):
+                self._unwritten_hard = hard_state
+                if self._queued == 0:  # else a queued write's older hard state would win
+                    log.set_hard_state(hard_state)
+                return
+        elif ops:
+            hard_state = self._unwritten_hard
         if hard_state is not None:
             ops.append((Op.HARD_STATE, hard_state))
         if not ops:
             return
-        log = self._log
+        self._unwritten_hard = None
 
         def apply() -> None:
             if snapshot is not None:
@@ -212,7 +246,7 @@ class DurableStorage:
             if hard_state is not None:
                 log.set_hard_state(hard_state)
 
-        await self._submit(ops, apply, snapshot=snapshot)
+        await self._submit(ops, apply, snapshot=snapshot, inline=inline)
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Install a snapshot received from the leader (same as ``persist(snapshot=...)``)."""
@@ -267,9 +301,14 @@ class DurableStorage:
         return snapshots.open_snapshot_data(files[-1])
 
     async def close(self) -> None:
-        """Finish queued writes and stop the writer thread."""
+        """Finish queued writes (and an unwritten commit index), stop the writer thread."""
         if self._closed:
             return
+        hard_state, self._unwritten_hard = self._unwritten_hard, None
+        if hard_state is not None and self._failure is None:
+            log = self._log
+            ops: list[tuple[Any, ...]] = [(Op.HARD_STATE, hard_state)]
+            await self._submit(ops, lambda: log.set_hard_state(hard_state))
         self._closed = True
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
@@ -281,13 +320,27 @@ class DurableStorage:
         apply: Callable[[], None],
         *,
         snapshot: Snapshot | None = None,
+        inline: bool = False,
     ) -> None:
+        """Queue a write for the thread and wait for it; or, ``inline`` and with nothing
+        queued, write it now on this thread."""
         self._check_writable()
         loop = asyncio.get_running_loop()
-        request = _Request(loop, loop.create_future(), ops, apply, snapshot)
-        self._queue.put(request)
+        with self._queued_lock:
+            inline = inline and snapshot is None and self._queued == 0
+            if not inline:
+                self._queued += 1
+        if inline:
+            request = _Request(loop, None, ops, apply)
+            error = self._write_locked([request])
+            if error is not None:
+                raise StorageClosedError(f"durable write failed: {error!r}") from error
+            apply()
+            return
+        future = loop.create_future()
+        self._queue.put(_Request(loop, future, ops, apply, snapshot))
         # if the caller is cancelled the write still completes and is applied to memory
-        await request.future
+        await future
 
     def _check_writable(self) -> None:
         if self._closed:
@@ -320,20 +373,40 @@ class DurableStorage:
                 self._wal.close()
                 return
 
+    def _write_locked(self, batch: list[_Request]) -> BaseException | None:
+        """Write ``batch`` durably; the error that makes this storage unusable, if any."""
+        with self._io_lock:
+            error: BaseException | None = self._failure
+            if error is None:
+                try:
+                    self._write_durably(batch)
+                except BaseException as exc:  # a failed fsync leaves the file state unknown
+                    self._failure = error = exc
+            return error
+
     def _write_batch(self, batch: list[_Request]) -> None:
-        error: BaseException | None = self._failure
-        if error is None:
-            try:
-                self._write_durably(batch)
-            except BaseException as exc:  # a failed fsync leaves the file state unknown
-                self._failure = error = exc
+        error = self._write_locked(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
         for request in batch:
             by_loop.setdefault(request.loop, []).append(request)
         for loop, requests in by_loop.items():
             # RuntimeError: the caller's loop is closed, nobody is waiting
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_complete, requests, error)
+                loop.call_soon_threadsafe(self._complete, requests, error)
+
+    def _complete(self, requests: list[_Request], error: BaseException | None) -> None:
+        """On the loop: apply durable requests to memory in order, then wake their callers."""
+        for request in requests:
+            if error is None:
+                request.apply()
+            future = request.future
+            if future is not None and not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(StorageClosedError(f"durable write failed: {error!r}"))
+        with self._queued_lock:
+            self._queued -= len(requests)
 
     def _write_durably(self, batch: list[_Request]) -> None:
         state = self._state
@@ -385,19 +458,6 @@ def _track(state: _WriterState, seq: int, op: tuple[Any, ...]) -> None:
         for older in state.segment_max:  # an installed snapshot replaces the whole log
             if older < seq:
                 state.segment_max[older] = 0
-
-
-def _complete(requests: list[_Request], error: BaseException | None) -> None:
-    """On the loop: apply durable requests to memory in order, then wake their callers."""
-    for request in requests:
-        if error is None:
-            request.apply()
-        if request.future.done():
-            continue
-        if error is None:
-            request.future.set_result(None)
-        else:
-            request.future.set_exception(StorageClosedError(f"durable write failed: {error!r}"))
 
 
 def _recover(wal_dir: Path, snap_dir: Path) -> tuple[_Log, _WriterState, int]:
