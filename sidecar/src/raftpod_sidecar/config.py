@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TICK_MS = 10
@@ -21,6 +22,34 @@ TICK_MS = 10
 
 class ConfigError(ValueError):
     """A flag or environment variable has a value the node cannot run with."""
+
+
+class FileText:
+    """A small file's stripped text, re-read only when the file changes.
+
+    Every admin request and every forwarded write needs the admin token: a
+    ``stat`` per call instead of open/read/close keeps that off the write path,
+    while a rotated Secret (a new file behind the mounted symlink, so a new
+    inode) takes effect at once. File times tick in coarse steps, so a file
+    changed within the last ``SETTLE_NS`` is read every time (as git treats
+    "racily clean" index entries): a same-size rewrite in the same tick as our
+    read cannot hide behind an unchanged key.
+    """
+
+    SETTLE_NS = 1_000_000_000
+
+    def __init__(self) -> None:
+        self._key: tuple[Path, int, int, int, int] | None = None
+        self._text = ""
+
+    def read(self, path: Path) -> str:
+        st = path.stat()
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key != self._key:
+            self._text = path.read_text().strip()
+            settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > self.SETTLE_NS
+            self._key = key if settled else None
+        return self._text
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,7 @@ class NodeConfig:
     event_loop: str
     ready_max_lag: int
     cluster_id: str
+    _token_text: FileText = field(default_factory=FileText, compare=False, repr=False)
 
     @property
     def election_ticks(self) -> tuple[int, int]:
@@ -75,10 +105,10 @@ class NodeConfig:
         return self.request_timeout_ms / 1000.0
 
     def admin_token(self) -> str | None:
-        """The admin bearer token, read fresh so a rotated Secret takes effect."""
+        """The admin bearer token, current even right after a rotated Secret lands."""
         if self.admin_token_file is None:
             return None
-        return self.admin_token_file.read_text().strip() or None
+        return self._token_text.read(self.admin_token_file) or None
 
 
 # name, default, help; the environment twin is RAFTPOD_<NAME upper, '-' -> '_'>
