@@ -26,6 +26,13 @@ REGRESSIONS = [
     pytest.param(
         SimOptions(965, 3, 832, ("reorder", "partition")), id="965-lease-from-delayed-answers"
     ),
+    # workload false alarms: the liveness probe, which writes through a follower's PROP,
+    # picked followers at random and kept landing on ones still installing a snapshot in
+    # 16-byte chunks, which could not apply (and so answer) it within the heal budget,
+    # here a voter and, in a one-voter cluster, the only follower, a learner; it now goes
+    # through the most caught-up voting follower, or else the leader
+    pytest.param(SimOptions(276, 3, 2000, ("crash", "restart")), id="276-probe-via-lagging"),
+    pytest.param(SimOptions(270, 1, 2000, ()), id="270-probe-via-lagging-learner"),
 ]
 
 

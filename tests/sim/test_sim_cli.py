@@ -13,7 +13,7 @@ from raftpod_sidecar.sim.runner import run, run_and_shrink
 
 SUMMARY = re.compile(
     r"^seed=7 nodes=3 steps=400 faults=drop,partition leaders=\d+ terms=\d+ committed=\d+ "
-    r"applied=\d+ snapshots=\d+ confchanges=\d+ transfers=\d+ reads=\d+ ok$"
+    r"applied=\d+ snapshots=\d+ confchanges=\d+ transfers=\d+ reads=\d+ forwards=\d+ ok$"
 )
 
 

@@ -43,7 +43,7 @@ def committed_checker(log: list[Entry] = LOG, node: str = "n1") -> InvariantChec
     return checker
 
 
-def expect(invariant: str) -> pytest.RaisesContext[Violation]:
+def expect(invariant: str) -> pytest.RaisesExc[Violation]:
     return pytest.raises(Violation, match=f"^{invariant}: ")
 
 
@@ -228,3 +228,42 @@ def test_unchecked_lease_read_may_be_stale() -> None:
     checker = committed_checker()
     checker.read_started(b"r1", checked=False)
     assert checker.read_answered("n2", b"r1", 2)
+
+
+DUPLICATED = [*LOG, e(2, 4, b"x", "c1", 1)]  # a retry of c1/1, committed after the original
+
+
+def apply_deduplicated(checker: InvariantChecker, node: str) -> None:
+    """``node`` applies ``DUPLICATED`` as sessions do: the retry at index 4 changes nothing."""
+    for entry in DUPLICATED:
+        command = (entry.client, entry.seq) if entry.client and entry.index < 4 else None
+        checker.entry_applied(node, entry, command)
+
+
+def test_a_deduplicated_retry_passes() -> None:
+    checker = committed_checker(DUPLICATED)
+    apply_deduplicated(checker, "n1")
+    checker.proposal_acked(("c1", 1), 2)
+    apply_deduplicated(checker, "n2")
+
+
+def test_a_command_taking_effect_at_another_index_on_another_node() -> None:
+    checker = committed_checker(DUPLICATED)
+    apply_deduplicated(checker, "n1")
+    checker.entry_applied("n2", LOG[0], None)
+    checker.entry_applied("n2", LOG[1], None)  # n2 skipped the original...
+    checker.entry_applied("n2", LOG[2], ("c1", 2))
+    with expect(inv.EXACTLY_ONCE):
+        checker.entry_applied("n2", DUPLICATED[3], ("c1", 1))  # ...and applied the retry
+
+
+def test_an_ack_must_name_the_index_where_the_write_took_effect() -> None:
+    checker = committed_checker(DUPLICATED)
+    apply_deduplicated(checker, "n1")
+    with expect(inv.EXACTLY_ONCE):
+        checker.proposal_acked(("c1", 1), 4)  # the retry's index, not the original's
+
+
+def test_an_ack_without_an_index() -> None:
+    with expect(inv.EXACTLY_ONCE):
+        InvariantChecker().proposal_acked(("c1", 1), 0)

@@ -147,7 +147,8 @@ class Message(NamedTuple):
     HEARTBEAT, ``chunk_offset`` is the leader's tick when it sent them (0: none), echoed
     in the APP_RESP/HEARTBEAT_RESP that answers, so a lease counts from the send. A
     rejected HEARTBEAT_RESP says the follower's log ends (``reject_hint``) below the
-    commit index it was sent, i.e. it lost entries it had acknowledged.
+    commit index it was sent, i.e. it lost entries it had acknowledged. A PROP
+    carries a follower's proposals to its leader (``entries`` with term and index 0).
     """
 
     type: MessageType

@@ -186,6 +186,19 @@ class RawNode:
             self._update_self_and_commit()
         return index, self.term
 
+    def forward(self, data: bytes, client: str, seq: int) -> str:
+        """A follower hands a proposal to its leader (etcd's MsgProp); returns the leader's id.
+
+        Nothing confirms delivery: the leader appends it or drops it (lost role, a
+        transfer under way), so the caller waits for the entry to be applied and
+        re-sends only proposals a client session makes exactly-once.
+        """
+        if self.role == Role.LEADER or not self.lead:
+            raise NotLeaderError(self.lead, self.term)
+        entry = Entry(0, 0, EntryType.NORMAL, data, client, seq)
+        self._send(Message(M.PROP, self.lead, self.id, self.term, entries=(entry,)))
+        return self.lead
+
     def propose_conf_change(self, cc: ConfChange) -> tuple[int, int]:
         """Append a membership change; one at a time, after this term's no-op has committed."""
         self._check_can_propose()
@@ -324,6 +337,9 @@ class RawNode:
         if not self._valid_peer_message(m):
             self.dropped_messages += 1
             return
+        if t == M.PROP and m.term != self.term:
+            self.dropped_messages += 1  # meant for a leader of another term; never moves ours
+            return
         if m.term > self.term:
             if t in (M.VOTE, M.PRE_VOTE):
                 in_lease = (
@@ -363,6 +379,8 @@ class RawNode:
             return False
         if m.type == M.APP:
             return self._valid_entries(m)
+        if m.type == M.PROP:
+            return bool(m.entries) and all(e.type == EntryType.NORMAL for e in m.entries)
         if m.type == M.SNAP:
             return (
                 m.snapshot is not None
@@ -814,6 +832,14 @@ class RawNode:
             transfer.acked = transfer.sent_to = m.chunk_offset
             self._send_chunk(m.frm, pr)
 
+    def _on_prop(self, m: Message) -> None:
+        """Append a follower's forwarded proposals, as ``propose`` would; dropped mid-transfer."""
+        if self._transferee:
+            self.dropped_messages += 1
+            return
+        for e in m.entries:
+            self.propose(e.data, e.client, e.seq)
+
     def _on_read_index(self, m: Message) -> None:
         self._leader_read(ReadRequest(0, m.context, m.frm), lease=False)
 
@@ -1082,5 +1108,6 @@ _PEER_HANDLERS = {
     M.HEARTBEAT_RESP: RawNode._on_heartbeat_resp,
     M.SNAP_RESP: RawNode._on_snap_resp,
     M.READ_INDEX: RawNode._on_read_index,
+    M.PROP: RawNode._on_prop,
     M.TRANSFER_LEADER: RawNode._on_transfer_leader,
 }

@@ -59,6 +59,7 @@ class Stats:
     confchanges: int = 0
     transfers: int = 0
     reads: int = 0
+    forwards: int = 0  # forwarded writes sent: PROPs, and re-sends by a node now leading
 
 
 class SimNode:

@@ -88,6 +88,8 @@ class InvariantChecker:
         self._nodes: dict[str, _NodeHistory] = {}
         self._acked: dict[CommandKey, int] = {}
         self._acked_at: dict[int, list[CommandKey]] = {}
+        # where each client command took effect (the first applied copy), on every node alike
+        self._effective: dict[CommandKey, int] = {}
         self._reads: dict[bytes, _Read] = {}
 
     def _node(self, node: str) -> _NodeHistory:
@@ -225,6 +227,13 @@ class InvariantChecker:
             if command in history.commands:
                 raise Violation(EXACTLY_ONCE, f"{node} applied {command} a second time")
             history.commands.add(command)
+            first = self._effective.setdefault(command, entry.index)
+            if first != entry.index:
+                raise Violation(
+                    EXACTLY_ONCE,
+                    f"{node} applied {command} at index {entry.index}, "
+                    f"where it took effect at {first} elsewhere",
+                )
         for key in self._acked_at.get(entry.index, ()):
             self._require_command(node, history, key)
 
@@ -238,7 +247,17 @@ class InvariantChecker:
                 self._require_command(node, history, key)
 
     def proposal_acked(self, key: CommandKey, index: int) -> None:
-        """A client was told ``key`` is done; it was applied by index ``index``."""
+        """A client was told ``key`` took effect at ``index``, which must be where it did.
+
+        Retries put duplicates of ``key`` in the log; only the first applied copy counts,
+        and every node must apply that one, at that index, once.
+        """
+        effective = self._effective.get(key)
+        if index < 1 or effective not in (None, index):
+            where = f"at {effective}" if effective is not None else "nowhere yet"
+            raise Violation(
+                EXACTLY_ONCE, f"{key} was acknowledged at index {index}, but took effect {where}"
+            )
         if key in self._acked:
             return
         self._acked[key] = index

@@ -88,7 +88,7 @@ class Simulation:
             f"terms={terms} committed={cluster.checker.global_commit} "
             f"applied={self.workload.acked} snapshots={stats.snapshots} "
             f"confchanges={stats.confchanges} transfers={stats.transfers} reads={stats.reads} "
-            + ("ok" if ok else "FAILED")
+            f"forwards={stats.forwards} " + ("ok" if ok else "FAILED")
         )
 
 

@@ -3,7 +3,8 @@
 It is as small as a state machine can be while still showing every way Raft
 can hurt one: a command applied twice shows up twice in the list, a lost one is
 missing, and the ``SessionTable`` (replicated, saved in snapshots) is what
-turns a client's retried proposal into a single application. Its snapshot is
+turns a client's retried proposal into a single application and answers every
+copy with the index where the first one took effect. Its snapshot is
 its msgpack serialisation; the membership configuration travels beside it in
 the snapshot metadata.
 """
@@ -46,8 +47,17 @@ class StateMachine:
         if self.sessions.lookup(entry.client, entry.seq) is not None:
             return None  # a retry of a command already applied: answer from the session
         self.commands.append((entry.client, entry.seq, entry.data))
-        self.sessions.record(entry.client, entry.seq, len(self.commands), entry.index)
+        # the answer a client (or its retry) gets: the index where its command took effect
+        self.sessions.record(entry.client, entry.seq, entry.index, entry.index)
         return (entry.client, entry.seq)
+
+    def applied_at(self, client: str, seq: int) -> int:
+        """The index where ``(client, seq)`` took effect, as the session answers; 0 if unknown."""
+        hit = self.sessions.lookup(client, seq)
+        if hit is None or hit.stale:
+            return 0
+        index: int = hit.result
+        return index
 
     def command_keys(self) -> list[CommandKey]:
         return [(client, seq) for client, seq, _ in self.commands if client]

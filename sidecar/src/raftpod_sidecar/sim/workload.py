@@ -3,12 +3,19 @@
 Clients write with sessions (client id + sequence number), one request at a
 time, and retry the *same* sequence number on another node after a refusal, a
 lost entry or a timeout, so the log really does collect duplicates that only
-the ``SessionTable`` keeps from being applied twice. A write is acknowledged
-when the node that accepted it applies the entry at the index it promised.
+the ``SessionTable`` keeps from being applied twice. A write sent to a leader
+is acknowledged when that leader applies the entry at the index it promised.
+A write sent to a follower that knows its leader is, half the time, forwarded
+in a PROP (as the sidecar does) instead of retried on the leader: nothing
+answers a PROP, so it is acknowledged when that follower applies any entry
+carrying the session; the follower re-sends it to every new leader it sees,
+and the client re-sends it (anywhere) after a timeout. Either way the
+acknowledgement names the index where the session says the write took effect.
+Each new write lands on a random node, as through a Kubernetes Service.
 Reads alternate between ReadIndex and lease reads, on leaders and followers.
 The "operator" adds learners, promotes them, removes voters (keeping at least
 three most of the time), hands leadership over, and snapshots nodes at random
-applied indexes. Everything is drawn from the workload's own RNG stream.
+applied indexes. Everything is drawn from the workload's own RNG streams.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ CONF_CHANGE_RATE = 0.01
 TRANSFER_RATE = 0.003
 SNAPSHOT_RATE = 0.01
 REQUEST_TIMEOUT = 25 * TICK
+FORWARD_SHARE = 0.5  # of writes sent to a follower that knows its leader
 MIN_VOTERS = 3
 MAX_EXTRA_VOTERS = 2
 STOP_DELAY = (0, 40)  # from a node's removal being applied to the operator deleting it
@@ -35,19 +43,29 @@ STOP_DELAY = (0, 40)  # from a node's removal being applied to the operator dele
 
 @dataclass
 class _Waiting:
-    """A proposal accepted by ``node`` at (``index``, ``term``)."""
+    """A proposal accepted by ``node`` at (``index``, ``term``), or forwarded by it (index 0)."""
 
     node: str
     index: int
     term: int
     deadline: int
+    leader: str = ""  # where a forwarded write went last
 
 
 class Client:
-    """One session: proposes ``seq`` until it is acknowledged, then ``seq + 1``."""
+    """One session: proposes ``seq`` until it is acknowledged, then ``seq + 1``.
 
-    def __init__(self, client_id: str) -> None:
+    ``forward_share`` of its writes that land on a follower knowing its leader are
+    forwarded; ``via_followers`` sends them to the most caught-up voting follower, if
+    any (else to the leader).
+    """
+
+    def __init__(
+        self, client_id: str, forward_share: float = FORWARD_SHARE, via_followers: bool = False
+    ) -> None:
         self.id = client_id
+        self.forward_share = forward_share
+        self.via_followers = via_followers
         self.seq = 1
         self.busy = False
         self.waiting: _Waiting | None = None
@@ -63,6 +81,7 @@ class Workload:
     def __init__(self, cluster: Cluster, seed: int, founders: int, lease_checked: bool) -> None:
         self.cluster = cluster
         self.rng = random.Random(f"{seed}/workload")
+        self.forward_rng = random.Random(f"{seed}/forward")
         self.clients = [Client(f"c{i}") for i in range(1, CLIENTS + 1)]
         self.probe: Client | None = None
         self.min_voters = min(MIN_VOTERS, founders)
@@ -97,9 +116,14 @@ class Workload:
             self._snapshot()
 
     def start_probe(self) -> None:
-        """After healing: one fresh write whose commit proves the cluster is live again."""
+        """After healing: one fresh write whose commit proves the cluster is live again.
+
+        It goes through a follower's PROP whenever the cluster has a voting follower, so a
+        leader that never takes forwarded proposals fails the liveness check (unless
+        that follower happens to become the leader and propose it itself).
+        """
         self.active = False
-        self.probe = Client("probe")
+        self.probe = Client("probe", forward_share=1.0, via_followers=True)
         self.probe.busy = True
 
     @property
@@ -115,17 +139,26 @@ class Workload:
         waiting = client.waiting
         if waiting is not None:
             if now < waiting.deadline:
+                if waiting.index == 0:
+                    self._resend_to_new_leader(client, waiting)
                 return
             client.waiting = None  # timed out: try the same seq elsewhere
             client.target = ""
         if not client.busy or now < client.retry_at:
             return
-        node = self._pick(client.target)
+        node = self._pick(client)
         if node is None:
             client.retry_at = now + TICK
             return
+        raw = node.core()
+        forward = raw.role != Role.LEADER and raw.lead
+        if forward and self.forward_rng.random() < client.forward_share:
+            leader = raw.forward(client.data(), client.id, client.seq)
+            client.waiting = _Waiting(node.id, 0, 0, now + REQUEST_TIMEOUT, leader)
+            self._forwarded(client, node, leader)
+            return
         try:
-            index, term = node.core().propose(client.data(), client.id, client.seq)
+            index, term = raw.propose(client.data(), client.id, client.seq)
         except RaftUsageError as exc:
             client.target = getattr(exc, "leader", "")
             client.retry_at = now + self.rng.randint(1, 2 * TICK)
@@ -133,11 +166,48 @@ class Workload:
         client.waiting = _Waiting(node.id, index, term, now + REQUEST_TIMEOUT)
         self._trace(f"{client.id} propose seq={client.seq} -> {node.id} at {term}/{index}")
 
-    def _pick(self, preferred: str) -> SimNode | None:
-        node = self.cluster.nodes.get(preferred)
+    def _resend_to_new_leader(self, client: Client, waiting: _Waiting) -> None:
+        """A forwarded write goes again when its node sees a new leader, as the sidecar does.
+
+        The node proposes it itself if it is that leader; either way the client still
+        waits for the node to apply some copy, until the first send's deadline.
+        """
+        node = self.cluster.nodes.get(waiting.node)
+        if node is None or node.raw is None:
+            return
+        raw = node.raw
+        leader = node.id if raw.role == Role.LEADER else raw.lead
+        if not leader or leader == waiting.leader:
+            return
+        try:
+            if leader == node.id:
+                raw.propose(client.data(), client.id, client.seq)
+            else:
+                raw.forward(client.data(), client.id, client.seq)
+        except RaftUsageError:
+            return  # a transfer under way: again next step
+        waiting.leader = leader
+        self._forwarded(client, node, leader, "resend")
+
+    def _forwarded(self, client: Client, node: SimNode, leader: str, what: str = "forward") -> None:
+        self.cluster.stats.forwards += 1
+        self._trace(f"{client.id} {what} seq={client.seq} via {node.id} to {leader}")
+
+    def _pick(self, client: Client) -> SimNode | None:
+        node = self.cluster.nodes.get(client.target)
         if node is not None and node.up:
             return node
         live = self.cluster.live()
+        if client.via_followers:
+            # the most caught-up voting follower: one still installing a snapshot (any
+            # learner may be) cannot apply, and so answer, a write in time
+            leaders = [n for n in live if n.core().role == Role.LEADER]
+            voting = [
+                n for n in live if n not in leaders and not n.removed and n.id in n.sm.conf.voters()
+            ]
+            if voting:
+                return max(voting, key=lambda n: n.sm.applied)
+            live = leaders or live
         return self.rng.choice(live) if live else None
 
     def _on_apply(self, node: SimNode, entry: Entry) -> None:
@@ -147,17 +217,25 @@ class Workload:
             if client is None:
                 continue
             waiting = client.waiting
-            if waiting is None or waiting.node != node.id or waiting.index != entry.index:
+            if waiting is None or waiting.node != node.id:
                 continue
-            client.waiting = None
-            if entry.client == client.id and entry.seq == client.seq:
-                self.cluster.checker.proposal_acked((client.id, client.seq), entry.index)
-                self._trace(f"{client.id} acked seq={client.seq} at {entry.index}")
-                client.acked += 1
-                client.seq += 1
-                client.busy = False
-            else:
+            ours = entry.client == client.id and entry.seq == client.seq
+            if ours and waiting.index in (0, entry.index):
+                self._ack(client, node)
+            elif waiting.index == entry.index:
+                client.waiting = None
                 client.retry_at = self.cluster.now  # our entry lost its slot: retry now
+
+    def _ack(self, client: Client, node: SimNode) -> None:
+        """``node`` applied a copy of the client's write; tell the client where it took effect."""
+        client.waiting = None
+        index = node.sm.applied_at(client.id, client.seq)
+        self.cluster.checker.proposal_acked((client.id, client.seq), index)
+        self._trace(f"{client.id} acked seq={client.seq} at {index} on {node.id}")
+        client.acked += 1
+        client.seq += 1
+        client.busy = False
+        client.target = ""  # the next write lands anywhere, as through a Kubernetes Service
 
     # -- reads ------------------------------------------------------------------------------
     def _read(self) -> None:
