@@ -1,6 +1,7 @@
 """A forwarded write whose answer is lost is answered "unknown", and never applied twice.
 
-A follower forwards a write to the leader's admin URL over HTTP. Here that URL
+With ``--forward-writes http`` (the path taken to a version-1 leader), a follower
+forwards a write to the leader's admin URL over HTTP. Here that URL
 is a relay in the test (``--advertise-admin`` points at it) that passes the
 request on, waits until the leader has answered (the write is applied), then
 stops listening and resets the follower's connection instead of relaying the
@@ -101,8 +102,9 @@ async def _relayed_cluster(
     tmp_path: Path, down_for: float | None
 ) -> AsyncIterator[tuple[Node, Node, DyingRelay]]:
     """3 nodes whose admin URLs are relays; yields (leader, a follower, the leader's relay)
-    once a write forwarded through the relay has worked."""
-    cluster = Cluster(tmp_path / "cluster", 3)
+    once a write forwarded through the relay has worked. App writes take the HTTP path
+    (``--forward-writes http``, as with a version-1 leader) so they meet the relay."""
+    cluster = Cluster(tmp_path / "cluster", 3, extra_args=("--forward-writes", "http"))
     relays = {n.id: DyingRelay(n.admin_port, down_for) for n in cluster.nodes.values()}
     try:
         for node in cluster.nodes.values():

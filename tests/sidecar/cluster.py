@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 T = TypeVar("T")
 
@@ -66,6 +67,19 @@ def poll(check: Callable[[], T | None], timeout: float, what: str, interval: flo
 def http(method: str, url: str, **kwargs: Any) -> requests.Response:
     kwargs.setdefault("timeout", HTTP_TIMEOUT)
     return requests.request(method, url, **kwargs)
+
+
+def metric_total(
+    admin_url: str, sample: str, where: Callable[[dict[str, str]], bool] = lambda _: True
+) -> float:
+    """The sum of the ``sample`` values on ``admin_url``/metrics whose labels pass ``where``."""
+    text = http("GET", admin_url + "/metrics").text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and where(s.labels)
+    )
 
 
 @dataclass

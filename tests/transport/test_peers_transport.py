@@ -65,6 +65,25 @@ async def test_burst_is_batched_into_fewer_frames() -> None:
         await _stop(nodes)
 
 
+async def test_idle_link_writes_at_once_and_mixed_sends_keep_order() -> None:
+    nodes, inboxes = await _mesh(["a", "b"])
+    try:
+        await poll(lambda: "b" in nodes["a"].connected_peers())
+        before = nodes["a"].counters.frames_out
+        nodes["a"].send([app("a", "b", 0), app("a", "b", 1)])
+        # written inside send(), as one frame: no sender-task wake-up on an idle link
+        assert nodes["a"].counters.frames_out == before + 1
+        assert nodes["a"].queued("b") == 0
+        for k in range(2, 600):
+            nodes["a"].send([app("a", "b", k)])
+            if k % 7 == 0:
+                await asyncio.sleep(0)  # let the pump and the socket interleave with sends
+        await inboxes["b"].until(lambda: len(inboxes["b"].messages) == 600)
+        assert [m.index for m in inboxes["b"].messages] == list(range(600))
+    finally:
+        await _stop(nodes)
+
+
 async def test_peer_restart_reconnects_and_reports_unreachable() -> None:
     nodes, inboxes = await _mesh(["a", "b"])
     port_b = nodes["b"].port

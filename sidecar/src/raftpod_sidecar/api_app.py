@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .forwarding import Forwarder
+from .forwarding import Forwarder, is_forwarded
 from .httputil import ApiError, json_response, read_json
 from .lease_expiry import LeaseExpiry
 from .node import Committed, ProposalDroppedError, RaftNode
@@ -171,6 +171,7 @@ def parse_txn(doc: dict[str, Any]) -> cmd.Txn:
 
 
 Parse = Callable[[web.Request, bytes], Awaitable[cmd.Command]]
+Rename = dict[str, str] | None
 
 
 class AppApi:
@@ -230,19 +231,30 @@ class AppApi:
             deadline = node.deadline()
             await node.wait_leader(deadline)
             if node.role != Role.LEADER:
-                return await self.forwarder.forward(request, body, deadline, app_route=True)
+                return await self._via_leader(request, body, data, deadline, rename)
             try:
                 committed = await node.propose(data, deadline, client, seq)
             except NotLeaderError:
-                return await self.forwarder.forward(request, body, deadline, app_route=True)
+                return await self._via_leader(request, body, data, deadline, rename)
             except (TransferInProgressError, ProposalDroppedError):
                 # Not applied (refused, or overwritten by a new leader's log): the next
                 # leader gets it, within the same deadline.
                 await node.wait_leader_change(node.id, deadline)
-                return await self.forwarder.forward(request, body, deadline, app_route=True)
+                return await self._via_leader(request, body, data, deadline, rename)
             return self._result_response(committed, rename or {})
 
         return handler
+
+    async def _via_leader(
+        self, request: web.Request, body: bytes, data: bytes, deadline: float, rename: Rename
+    ) -> web.Response:
+        """A follower's write: inside the peer transport when the leader speaks it, else HTTP."""
+        node = self.node
+        if is_forwarded(request) or not node.can_forward_proposals():
+            return await self.forwarder.forward(request, body, deadline, app_route=True)
+        client, seq = _session(request)
+        committed = await node.propose_via_leader(data, deadline, client, seq)
+        return self._result_response(committed, rename or {})
 
     def _result_response(self, committed: Committed, rename: dict[str, str]) -> web.Response:
         result = committed.result

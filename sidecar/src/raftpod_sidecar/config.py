@@ -89,6 +89,7 @@ class NodeConfig:
     event_loop: str
     ready_max_lag: int
     cluster_id: str
+    forward_writes: str
     _token_text: FileText = field(default_factory=FileText, compare=False, repr=False)
 
     @property
@@ -137,6 +138,12 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("event-loop", "auto", "auto (uvloop when importable), uvloop or asyncio"),
     ("ready-max-lag", "1000", "/readyz fails when applied trails commit by more than this"),
     ("cluster-id", "", "peers refuse connections from nodes with another cluster id"),
+    (
+        "forward-writes",
+        "peer",
+        "how a follower hands app writes to the leader: peer (inside the peer "
+        "transport) or http (the leader's admin API, as with version-1 leaders)",
+    ),
 )
 
 
@@ -300,6 +307,7 @@ def from_args(args: argparse.Namespace) -> NodeConfig:
         event_loop=_choice("event-loop", args.event_loop, ("auto", "uvloop", "asyncio")),
         ready_max_lag=_positive_int("ready-max-lag", args.ready_max_lag),
         cluster_id=args.cluster_id or "",
+        forward_writes=_choice("forward-writes", args.forward_writes, ("peer", "http")),
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from . import envelope
 from .config import TICK_MS, NodeConfig
+from .forwarded_writes import RESEND_SECONDS, ForwardedWrites, SlotsExhaustedError
 from .logs import event
 from .metrics import ROLE_NAMES, NodeMetrics
 from .raft.confchange import apply_change, decode_conf_change
@@ -48,6 +49,7 @@ from .raft.node import RawNode, Status
 from .state.machine import StateMachine
 from .storage import DurableStorage
 from .transport import PeerTransport
+from .transport.handshake import FORWARDED_PROPOSALS_VERSION
 
 T = TypeVar("T")
 
@@ -80,6 +82,13 @@ class ProposalDroppedError(NodeError):
     """The entry was overwritten by a new leader: it was not applied, retrying is safe."""
 
     code = "no_leader"
+    status = 503
+
+
+class OverloadedError(NodeError):
+    """Too many forwarded writes in flight on this node; nothing was sent, retry."""
+
+    code = "overloaded"
     status = 503
 
 
@@ -154,6 +163,7 @@ class RaftNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.fatal: BaseException | None = None
+        self.forwarded = ForwardedWrites(self.id)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, transport: PeerTransport) -> None:
@@ -229,6 +239,32 @@ class RaftNode:
             else:
                 if not future.done():
                     future.set_result(result)
+        if self.forwarded.outstanding:
+            self._resend_outstanding()
+
+    def _resend_outstanding(self) -> None:
+        """Forwarded writes go again if handed on before the last leader change (or never),
+        or ``RESEND_SECONDS`` ago without an answer."""
+        fw = self.forwarded
+        now = time.monotonic()
+        if fw.leader_changed_at <= fw.last_resend and now - fw.last_resend < RESEND_SECONDS / 4:
+            return
+        fw.last_resend = now
+        due = max(fw.leader_changed_at, now - RESEND_SECONDS)
+        for (client, seq), item in list(fw.outstanding.items()):
+            if fw.sent.get((client, seq), 0.0) < due:
+                self._hand_to_leader(client, seq, item.data)
+
+    def _hand_to_leader(self, client: str, seq: int, data: bytes) -> None:
+        """Propose a forwarded write here if this node leads, else send it to the leader."""
+        try:
+            if self.role == Role.LEADER:
+                self.raw.propose(data, client, seq)
+            else:
+                self.raw.forward(data, client, seq)
+        except RaftUsageError:
+            return  # no leader, or a transfer under way: re-sent when the leader changes
+        self.forwarded.sent[(client, seq)] = time.monotonic()
 
     async def _ready_loop(self) -> None:
         try:
@@ -326,6 +362,7 @@ class RaftNode:
             if leader:
                 self.metrics.leader_changes.inc()
             self.leader = leader
+            self.forwarded.leader_changed_at = time.monotonic()
             self._notify_changed()
 
     def _announce_admin_url(self) -> None:
@@ -402,6 +439,10 @@ class RaftNode:
                 self.directory[node_id] = url
             else:
                 result = self.machine.apply(entry._replace(data=payload)).result
+                if entry.client:
+                    self.forwarded.applied(
+                        entry.client, entry.seq, Committed(entry.index, entry.term, result)
+                    )
         self.applied = entry.index
         pending = self._pending.pop(entry.index, None)
         if pending is None:
@@ -561,6 +602,58 @@ class RaftNode:
         except RaftUsageError:
             self.metrics.proposals.labels("failed").inc()
             raise
+
+    def can_forward_proposals(self) -> bool:
+        """Whether writes can go to the leader inside the peer transport (a version-2 leader)."""
+        transport = self.transport
+        return (
+            self.config.forward_writes == "peer"
+            and transport is not None
+            and bool(self.leader)
+            and self.leader != self.id
+            and transport.peer_version(self.leader) >= FORWARDED_PROPOSALS_VERSION
+        )
+
+    async def propose_via_leader(
+        self, command: bytes, deadline: float, client: str = "", seq: int = 0
+    ) -> Committed:
+        """A follower's write: sent to the leader as a PROP and answered once applied here.
+
+        Without a client session it takes one of this node's slots, so re-sending it
+        (on a leader change, or unanswered) is exactly-once; see ``forwarded_writes``.
+        Raises ``UnknownOutcomeError`` at the deadline once sent, ``NoLeaderError``
+        if it never could be, ``OverloadedError`` if no slot freed up.
+        """
+        data = envelope.machine_command(command)
+        slot = not client
+        if slot:
+            try:
+                client, seq = await self.forwarded.acquire(deadline)
+            except SlotsExhaustedError as exc:
+                raise OverloadedError(str(exc)) from None
+        future, owner = self.forwarded.add(client, seq, data)
+        sent = False
+        try:
+            if owner:
+                self._submit(lambda: self._hand_to_leader(client, seq, data))
+            done, _ = await asyncio.wait((future,), timeout=max(0.0, deadline - time.monotonic()))
+            if done:
+                self.metrics.proposals.labels("ok").inc()
+                outcome: Committed = future.result()
+                return outcome
+        finally:
+            if owner:
+                sent = self.forwarded.remove(client, seq)
+            if slot:
+                self.forwarded.release(client, seq)
+        self.metrics.proposals.labels("timeout").inc()
+        if sent or not owner:
+            raise UnknownOutcomeError(
+                "the write was forwarded to the leader but not applied before the deadline; "
+                "it may still be applied: read before retrying, or retry with the same "
+                "X-Request-Id"
+            )
+        raise NoLeaderError("no leader could be reached before the deadline")
 
     async def change_membership(self, change: ConfChange, deadline: float) -> ConfState:
         outcome = await self._propose_with(lambda: self.raw.propose_conf_change(change), deadline)

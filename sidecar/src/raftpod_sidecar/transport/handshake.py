@@ -8,6 +8,11 @@ the TLS certificate when TLS is on), never by their source address.
 Wire form (msgpack arrays inside ordinary frames):
 hello ``["raftpod", version, cluster_id, from_id, to_id]``;
 reply ``["raftpod", version, accepted, reason]``.
+
+Versions, for rolling upgrades: a dialer always says ``HELLO_VERSION`` (1), which
+every release accepts; the listener answers with its own ``PROTOCOL_VERSION``, so
+the dialer learns what the peer understands before relying on it. Version 2
+steps proposals forwarded by followers (PROP); a version-1 peer drops them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import msgpack
 from raftpod_sidecar.transport.codec import PeerProtocolError, unpack, valid_id
 
 MAGIC = "raftpod"
-PROTOCOL_VERSION = 1
+HELLO_VERSION = 1
+PROTOCOL_VERSION = 2
+FORWARDED_PROPOSALS_VERSION = 2
 MAX_CLUSTER_ID_LEN = 253
 MAX_REASON_LEN = 512
 
@@ -73,8 +80,11 @@ def decode_reply(data: bytes) -> HelloReply:
 
 def check_hello(hello: Hello, self_id: str, cluster_id: str) -> str:
     """Why the listener ``self_id`` must refuse ``hello`` ("" if it may accept)."""
-    if hello.version != PROTOCOL_VERSION:
-        return f"protocol version {hello.version} unsupported (want {PROTOCOL_VERSION})"
+    if not HELLO_VERSION <= hello.version <= PROTOCOL_VERSION:
+        return (
+            f"protocol version {hello.version} unsupported "
+            f"(want {HELLO_VERSION} to {PROTOCOL_VERSION})"
+        )
     if hello.to_id != self_id:
         return f"this is node {self_id!r}, not {hello.to_id!r}"
     if cluster_id and hello.cluster_id != cluster_id:
