@@ -172,7 +172,9 @@ def run_compare(
             else:
                 cluster = RaftpodCluster(workdir, extra_args=raftpod_args)
             try:
-                doc["systems"][system] = run_system(cluster, preset, profile_dir)
+                result = doc["systems"][system] = run_system(cluster, preset, profile_dir)
+                # a failed measurement keeps the logs too, so it can be diagnosed
+                failed |= any(isinstance(v, dict) and "error" in v for v in result.values())
                 if system == "raftpod":
                     doc["systems"][system]["node_args"] = list(raftpod_args)
             except (ClusterError, GeneratorError, OSError) as exc:

@@ -90,10 +90,14 @@ def _etcd_version(binary: Path) -> str | None:
 # -- comparison and goals -----------------------------------------------------------
 
 
-def _ratio(ours: float | None, theirs: float | None) -> float | None:
+def _ratio(ours: float | None, theirs: float | None, digits: int = 2) -> float | None:
     if ours is None or theirs is None or theirs == 0:
         return None
-    return round(ours / theirs, 2)
+    return round(ours / theirs, digits)
+
+
+GOAL_DIGITS = 3
+"""Goals are judged on ratios to 3 decimals, so 1.496 does not pass for 1.5."""
 
 
 def _workloads(doc: dict[str, Any], system: str) -> dict[str, dict[str, Any]]:
@@ -158,10 +162,15 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         return _ratio(
             ours.get(name, {}).get("latency_ms", {}).get(label),
             theirs.get(name, {}).get("latency_ms", {}).get(label),
+            GOAL_DIGITS,
         )
 
     def ops_ratio(name: str) -> float | None:
-        return _ratio(ours.get(name, {}).get("ops_per_s"), theirs.get(name, {}).get("ops_per_s"))
+        return _ratio(
+            ours.get(name, {}).get("ops_per_s"),
+            theirs.get(name, {}).get("ops_per_s"),
+            GOAL_DIGITS,
+        )
 
     idle = raftpod.get("idle_rss_mib") or {}
     worst_idle = max(idle.values()) if idle else None
