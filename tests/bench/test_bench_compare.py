@@ -1,7 +1,8 @@
-"""``raftpod-bench compare --smoke`` end to end: both systems run and the JSON adds up.
+"""``raftpod-bench compare --quick`` end to end: both systems run and the JSON adds up.
 
 This proves the benchmark works (real etcd, real raftpod nodes, real load
-generator processes); it asserts no timings, only that figures were measured.
+generator processes), in the mode the benchmark issue asks CI to run; it
+asserts no timings, only that every figure of the preset was measured.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 
 from raftpod_sidecar.bench.compare import EtcdNotFoundError, find_etcd
+from raftpod_sidecar.bench.workloads import PRESETS
 
-SMOKE_TIMEOUT_S = 240
+QUICK = PRESETS["quick"]
+QUICK_TIMEOUT_S = 420  # ~75 s on an idle 2-core machine
 
 
 def _etcd_or_skip() -> Path:
@@ -46,8 +49,8 @@ def _check_workload(system: str, row: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(SMOKE_TIMEOUT_S + 30)
-def test_compare_smoke_measures_both_systems(tmp_path: Path) -> None:
+@pytest.mark.timeout(QUICK_TIMEOUT_S + 30)
+def test_compare_quick_measures_both_systems(tmp_path: Path) -> None:
     etcd = _etcd_or_skip()
     out = tmp_path / "results"
     proc = subprocess.run(
@@ -56,7 +59,7 @@ def test_compare_smoke_measures_both_systems(tmp_path: Path) -> None:
             "-m",
             "raftpod_sidecar.bench.cli",
             "compare",
-            "--smoke",
+            "--quick",
             "--out",
             str(out),
             "--etcd",
@@ -64,33 +67,39 @@ def test_compare_smoke_measures_both_systems(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=SMOKE_TIMEOUT_S,
+        timeout=QUICK_TIMEOUT_S,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     doc = json.loads((out / "latest.json").read_text())
-    assert doc["preset"] == "smoke"
+    assert doc["preset"] == "quick"
+    expected = [w.name for w in QUICK.workloads]
     assert doc["machine"]["nproc"] >= 1
     assert set(doc["systems"]) == {"raftpod", "etcd"}
     for system, result in doc["systems"].items():
         assert "error" not in result, result
         names = [w["name"] for w in result["workloads"]]
-        assert names == ["write-seq", "write-16", "read-linearizable-16", "read-lease-16"]
+        assert names == expected
         for row in result["workloads"]:
             _check_workload(system, row)
         assert result["prefill"]["ops"] == 1000, system
         assert all(mib > 0 for mib in result["idle_rss_mib"].values()), system
-        for kind in ("failover", "transfer"):
-            assert len(result[kind]["trials_s"]) + result[kind]["failed"] == 1, (system, kind)
+        for kind, trials in (
+            ("failover", QUICK.failover_trials),
+            ("transfer", QUICK.transfer_trials),
+        ):
+            assert len(result[kind]["trials_s"]) + result[kind]["failed"] == trials, (system, kind)
         catchup = result["catchup"]
-        assert catchup["entries"] + sum(catchup["errors"].values()) == 200, system
+        assert "error" not in catchup, (system, catchup)
+        entries = QUICK.catchup_entries
+        assert catchup["entries"] + sum(catchup["errors"].values()) == entries, system
         assert catchup["target_index"] >= catchup["entries"], system
     snapshot = doc["systems"]["raftpod"]["snapshot_install"]
-    assert snapshot["values"] == 200
-    assert snapshot["snapshot_bytes"] > 200 * 4096
+    assert snapshot["values"] == QUICK.snapshot_keys
+    assert snapshot["snapshot_bytes"] > QUICK.snapshot_keys * 4096
     assert snapshot["seconds"] is not None, "the blank member never caught up"
     assert "snapshot_install" not in doc["systems"]["etcd"]
     rows = {row["workload"]: row for row in doc["comparison"]}
-    assert set(rows) == {"write-seq", "write-16", "read-linearizable-16", "read-lease-16"}
+    assert set(rows) == set(expected)
     assert all(row["ops x"] > 0 for row in rows.values())
     assert "write-seq" in proc.stdout  # the terminal table
