@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -230,30 +231,45 @@ class AppApi:
             node = self.node
             deadline = node.deadline()
             await node.wait_leader(deadline)
+            via_leader = functools.partial(
+                self._via_leader,
+                request,
+                body,
+                data,
+                (client, seq),
+                deadline=deadline,
+                rename=rename,
+            )
             if node.role != Role.LEADER:
-                return await self._via_leader(request, body, data, deadline, rename)
+                return await via_leader()
             try:
                 committed = await node.propose(data, deadline, client, seq)
             except NotLeaderError:
-                return await self._via_leader(request, body, data, deadline, rename)
+                return await via_leader()
             except (TransferInProgressError, ProposalDroppedError):
                 # Not applied (refused, or overwritten by a new leader's log): the next
                 # leader gets it, within the same deadline.
                 await node.wait_leader_change(node.id, deadline)
-                return await self._via_leader(request, body, data, deadline, rename)
+                return await via_leader()
             return self._result_response(committed, rename or {})
 
         return handler
 
     async def _via_leader(
-        self, request: web.Request, body: bytes, data: bytes, deadline: float, rename: Rename
+        self,
+        request: web.Request,
+        body: bytes,
+        data: bytes,
+        session: tuple[str, int],
+        *,
+        deadline: float,
+        rename: Rename,
     ) -> web.Response:
         """A follower's write: inside the peer transport when the leader speaks it, else HTTP."""
         node = self.node
         if is_forwarded(request) or not node.can_forward_proposals():
             return await self.forwarder.forward(request, body, deadline, app_route=True)
-        client, seq = _session(request)
-        committed = await node.propose_via_leader(data, deadline, client, seq)
+        committed = await node.propose_via_leader(data, deadline, *session)
         return self._result_response(committed, rename or {})
 
     def _result_response(self, committed: Committed, rename: dict[str, str]) -> web.Response:

@@ -834,11 +834,11 @@ class RawNode:
 
     def _on_prop(self, m: Message) -> None:
         """Append a follower's forwarded proposals, as ``propose`` would; dropped mid-transfer."""
-        if self._transferee:
+        try:
+            for e in m.entries:
+                self.propose(e.data, e.client, e.seq)
+        except TransferInProgressError:
             self.dropped_messages += 1
-            return
-        for e in m.entries:
-            self.propose(e.data, e.client, e.seq)
 
     def _on_read_index(self, m: Message) -> None:
         self._leader_read(ReadRequest(0, m.context, m.frm), lease=False)

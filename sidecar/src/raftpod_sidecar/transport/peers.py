@@ -427,16 +427,20 @@ class _PeerSender:
         size = sum(len(data) for _, data in items)
         if size > self.t.options.max_batch_bytes:
             return False
-        payload = join_encoded([data for _, data in items])
         try:
-            write_frame(writer, payload)
+            self._write_batch(writer, [data for _, data in items])
         except _CONNECTION_BROKEN:
             return False  # nothing was written; the pump notices the broken link
+        return True
+
+    def _write_batch(self, writer: asyncio.StreamWriter, batch: list[bytes]) -> None:
+        """Write encoded messages as one frame and count it (the caller drains)."""
+        payload = join_encoded(batch)
+        write_frame(writer, payload)
         c = self.t.counters
         c.frames_out += 1
-        c.messages_out += len(items)
+        c.messages_out += len(batch)
         c.bytes_out += len(payload) + HEADER.size
-        return True
 
     def _drop_oldest(self) -> None:
         """Drop the oldest non-snapshot message (the oldest of all if only snapshots wait)."""
@@ -555,7 +559,6 @@ class _PeerSender:
         self._wakeup.set()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        c = self.t.counters
         write_timeout = self.t.options.write_timeout
         self._lost = False
         watcher = asyncio.create_task(reader.read(1))
@@ -571,12 +574,7 @@ class _PeerSender:
                 # before the watcher's callback runs: keep the batch for the next one.
                 if self._lost or self._redial or writer.is_closing():
                     return
-                batch = self._take_batch()
-                payload = join_encoded(batch)
-                write_frame(writer, payload)
-                c.frames_out += 1
-                c.messages_out += len(batch)
-                c.bytes_out += len(payload) + HEADER.size
+                self._write_batch(writer, self._take_batch())
                 async with asyncio.timeout(write_timeout):
                     await writer.drain()
         finally:
