@@ -46,6 +46,7 @@ from .raft.messages import (
     Snapshot,
 )
 from .raft.node import RawNode, Status
+from .read_batches import ReadBatches
 from .state.machine import StateMachine
 from .storage import DurableStorage
 from .transport import PeerTransport
@@ -154,9 +155,7 @@ class RaftNode:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # set (and replaced) on every apply and leader change
         self._pending: dict[int, _Pending] = {}
-        self._reads: dict[bytes, asyncio.Future[int]] = {}
-        self._read_ids = itertools.count(1)
-        self._read_batches: dict[bool, tuple[bytes, asyncio.Future[int]]] = {}  # lease -> next
+        self.reads = ReadBatches(raw.read_index, self._submit)
         self._apply_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_ids = itertools.count()
         self._snapshot_waiters: list[asyncio.Future[Snapshot]] = []
@@ -183,6 +182,7 @@ class RaftNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.reads.close()
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(NoLeaderError("node is shutting down"))
@@ -323,9 +323,7 @@ class RaftNode:
             self.metrics.apply_seconds.observe(time.perf_counter() - started)
             self.metrics.applied_index.set(self.applied)
         for read in rd.read_states:
-            future = self._reads.pop(read.context, None)
-            if future is not None and not future.done():
-                future.set_result(read.index)
+            self.reads.answered(read.context, read.index)
         self._release_apply_waiters()
         if leader_order and not rd.entries:
             # nothing to overlap with: the writers' handlers run before the commit goes out
@@ -364,6 +362,7 @@ class RaftNode:
                 self.metrics.leader_changes.inc()
             self.leader = leader
             self.forwarded.leader_changed_at = time.monotonic()
+            self.reads.leader_changed()
             self._notify_changed()
 
     def _announce_admin_url(self) -> None:
@@ -674,36 +673,12 @@ class RaftNode:
     async def read_index(self, deadline: float, lease: bool = False) -> int:
         """The leader's commit index, confirmed current by a quorum (or the leader's lease)."""
         await self.wait_leader(deadline)
-        context, future = self._read_batches.get(lease) or self._new_read_batch(lease)
-        done, _ = await asyncio.wait((future,), timeout=max(0.0, deadline - time.monotonic()))
-        if not done:
-            self._reads.pop(context, None)
+        index = await self.reads.wait(lease, deadline)
+        if index is None:
             raise NoQuorumError(
                 "the leader did not confirm a read index in time; the cluster may lack quorum"
             )
-        return future.result()
-
-    def _new_read_batch(self, lease: bool) -> tuple[bytes, asyncio.Future[int]]:
-        """Reads that arrive before the Ready loop next runs share one ReadIndex request.
-
-        As in etcd, the batch is sent only after all its reads began, so the index the
-        leader confirms is current for each of them; it saves a heartbeat round per read.
-        """
-        context = next(self._read_ids).to_bytes(8, "big")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        batch = self._read_batches[lease] = (context, future)
-
-        def send() -> None:
-            del self._read_batches[lease]  # reads from now on wait for the next batch
-            self._reads[context] = future
-            try:
-                self.raw.read_index(context, lease)
-            except RaftUsageError as exc:
-                self._reads.pop(context, None)
-                future.set_exception(exc)
-
-        self._submit(send)
-        return batch
+        return index
 
     async def transfer_leadership(self, to: str, deadline: float) -> str:
         await self._submit(lambda: self.raw.transfer_leadership(to))
