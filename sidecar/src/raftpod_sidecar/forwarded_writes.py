@@ -60,7 +60,10 @@ class ForwardedWrites:
 
     async def acquire(self, deadline: float) -> tuple[str, int]:
         """A slot's session for one write: ``(client, next seq)``."""
-        if self._free.empty() and self._created < self._max_slots:
+        if not self._free.empty():
+            client, seq = self._free.get_nowait()  # no timeout to arm when a slot is free
+            return client, seq + 1
+        if self._created < self._max_slots:
             self._created += 1
             return f"{self._prefix}{self._created}", 1
         try:

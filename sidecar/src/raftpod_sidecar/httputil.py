@@ -111,8 +111,7 @@ def make_middleware(metrics: NodeMetrics) -> Callable[..., Awaitable[web.StreamR
         except Exception as exc:
             log.exception("request failed: %s %s", request.method, request.path)
             response = error_response(500, "internal", f"internal error: {exc!r}")
-        metrics.http_requests.labels(route, str(response.status)).inc()
-        metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+        metrics.observe_request(route, response.status, time.perf_counter() - started)
         return response
 
     return middleware

@@ -109,10 +109,28 @@ class NodeMetrics:
             buckets=_FAST_BUCKETS,
             registry=r,
         )
-        for result in ("ok", "failed", "dropped", "timeout"):
-            self.proposals.labels(result)
+        # labelled children resolved once: ``labels()`` costs more than the update
+        self.proposal_results = {
+            result: self.proposals.labels(result)
+            for result in ("ok", "failed", "dropped", "timeout")
+        }
+        self._request_counts: dict[tuple[str, int], Counter] = {}
+        self._request_seconds: dict[str, Histogram] = {}
         for role in ROLE_NAMES.values():
             self.state.labels(node, role).set(0)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count and time one HTTP request (``route`` is a template: few distinct keys)."""
+        counter = self._request_counts.get((route, status))
+        if counter is None:
+            counter = self._request_counts[route, status] = self.http_requests.labels(
+                route, str(status)
+            )
+        counter.inc()
+        timer = self._request_seconds.get(route)
+        if timer is None:
+            timer = self._request_seconds[route] = self.http_seconds.labels(route)
+        timer.observe(seconds)
 
     def add_counters(self, prefix: str, source: Callable[[], Mapping[str, int]], what: str) -> None:
         """Export counters owned by another part, e.g. ``raftpod_peer_malformed_total``."""

@@ -387,7 +387,7 @@ class RaftNode:
             pending = self._pending.get(entry.index)
             if pending is not None and pending.term != entry.term:
                 del self._pending[entry.index]
-                self.metrics.proposals.labels("dropped").inc()
+                self.metrics.proposal_results["dropped"].inc()
                 if not pending.future.done():
                     pending.future.set_exception(
                         ProposalDroppedError("leadership changed before the write committed")
@@ -448,11 +448,11 @@ class RaftNode:
         if pending is None:
             return
         if pending.term == entry.term:
-            self.metrics.proposals.labels("ok").inc()
+            self.metrics.proposal_results["ok"].inc()
             if not pending.future.done():
                 pending.future.set_result(Committed(entry.index, entry.term, result))
         else:
-            self.metrics.proposals.labels("dropped").inc()
+            self.metrics.proposal_results["dropped"].inc()
             if not pending.future.done():
                 pending.future.set_exception(
                     ProposalDroppedError("leadership changed before the write committed")
@@ -580,7 +580,7 @@ class RaftNode:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 outcome: Committed = await applied
         except TimeoutError:
-            self.metrics.proposals.labels("timeout").inc()
+            self.metrics.proposal_results["timeout"].inc()
             raise UnknownOutcomeError(
                 "the write was proposed but not committed before the deadline; "
                 "it may still be applied: read before retrying, or retry with the same "
@@ -600,7 +600,7 @@ class RaftNode:
         try:
             return await self._propose_with(lambda: self.raw.propose(data, client, seq), deadline)
         except RaftUsageError:
-            self.metrics.proposals.labels("failed").inc()
+            self.metrics.proposal_results["failed"].inc()
             raise
 
     def can_forward_proposals(self) -> bool:
@@ -638,7 +638,7 @@ class RaftNode:
                 self._submit(lambda: self._hand_to_leader(client, seq, data))
             done, _ = await asyncio.wait((future,), timeout=max(0.0, deadline - time.monotonic()))
             if done:
-                self.metrics.proposals.labels("ok").inc()
+                self.metrics.proposal_results["ok"].inc()
                 outcome: Committed = future.result()
                 return outcome
         finally:
@@ -646,7 +646,7 @@ class RaftNode:
                 sent = self.forwarded.remove(client, seq)
             if slot:
                 self.forwarded.release(client, seq)
-        self.metrics.proposals.labels("timeout").inc()
+        self.metrics.proposal_results["timeout"].inc()
         if sent or not owner:
             raise UnknownOutcomeError(
                 "the write was forwarded to the leader but not applied before the deadline; "
