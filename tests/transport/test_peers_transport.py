@@ -105,6 +105,27 @@ async def test_peer_restart_reconnects_and_reports_unreachable() -> None:
         await _stop(nodes)
 
 
+async def test_a_peer_that_dials_in_ends_the_backoff_to_it() -> None:
+    slow = TransportOptions(backoff_initial=30.0, backoff_max=30.0, handshake_timeout=2.0)
+    nodes, inboxes = await _mesh(["a", "b"])
+    port_b = nodes["b"].port
+    await nodes["b"].stop()
+    await nodes["a"].stop()
+    a = nodes["a"] = await start_node("a", inboxes["a"], options=slow)
+    try:
+        a.update_peers({"b": f"127.0.0.1:{port_b}"})
+        a.send([app("a", "b", 1)])
+        await poll(lambda: a.counters.dial_failures >= 1)  # now waiting 15-30 s to redial
+        reborn = Inbox()
+        nodes["b"] = await start_node("b", reborn, port=port_b)
+        nodes["b"].update_peers({"a": addr(a)})
+        nodes["b"].send([app("b", "a", 0)])
+        await inboxes["a"].until(lambda: len(inboxes["a"].messages) == 1)
+        await reborn.until(lambda: [m.index for m in reborn.messages] == [1], within=5.0)
+    finally:
+        await _stop(nodes)
+
+
 async def test_full_queue_drops_oldest_but_keeps_snapshot_chunks() -> None:
     inbox_b = Inbox()
     b = await start_node("b", inbox_b)

@@ -321,6 +321,9 @@ class PeerTransport:
             if not peer:
                 c.handshake_failures += 1
                 return
+            sender = self._senders.get(peer)
+            if sender is not None:
+                sender.peer_is_back()
             max_bytes = self.options.max_frame_bytes
             while True:
                 payload = await read_frame(reader, max_bytes)
@@ -380,6 +383,7 @@ class _PeerSender:
         self.queued_bytes = 0
         self._wakeup = asyncio.Event()
         self._redial = False
+        self._peer_back = False  # it dialed us: redial now, not after the backoff
         self._lost = False
         self.connected = False
         self.version = 0  # the peer's protocol version, from its last hello reply
@@ -395,6 +399,16 @@ class _PeerSender:
         if address != self.address:
             self.address = address
             self._redial = True
+            self._wakeup.set()
+
+    def peer_is_back(self) -> None:
+        """The peer just dialed us, so it is up: a backoff waiting to redial it ends now.
+
+        A restarted follower would otherwise wait up to ``backoff_max`` for the
+        leader's next dial before it hears from the leader and catches up.
+        """
+        if not self.connected:
+            self._peer_back = True
             self._wakeup.set()
 
     async def close(self) -> None:
@@ -469,7 +483,7 @@ class _PeerSender:
         """Dial, send until the connection breaks, back off, redial; only cancellation ends it."""
         attempt = 0
         while True:
-            self._redial = False
+            self._redial = self._peer_back = False
             conn = await self._dial()
             if conn is None:
                 self.t.counters.dial_failures += 1
@@ -506,8 +520,9 @@ class _PeerSender:
         self._wakeup.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + delay
-        # Messages arriving meanwhile only queue; an address change cuts the wait short.
-        while not self._redial and (left := deadline - loop.time()) > 0:
+        # Messages arriving meanwhile only queue; an address change, or the peer
+        # dialing us, cuts the wait short.
+        while not self._redial and not self._peer_back and (left := deadline - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await self._wakeup.wait()
