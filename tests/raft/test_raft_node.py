@@ -600,6 +600,24 @@ def test_lease_read_needs_check_quorum() -> None:
         assert node.status().lease_valid is immediate
 
 
+def test_a_restarted_node_keeps_its_lease_promise_for_an_election_timeout() -> None:
+    def vote(node: RawNode, context: bytes = b"") -> list[Message]:
+        node.step(
+            Message(M.VOTE, node.id, "n3", node.term + 1, log_term=1, index=1, context=context)
+        )
+        return [m for m in drain(node) if m.type == M.VOTE_RESP]
+
+    restarted = make_node("n2", term=1, check_quorum=True)  # it has a term: it ran before
+    assert vote(restarted) == [], "voted while a lease it acknowledged may still count"
+    assert len(vote(restarted, TRANSFER_CONTEXT)) == 1, "a transfer is not held back"
+    later = make_node("n2", term=1, check_quorum=True)
+    for _ in range(later.config.election_ticks[0]):
+        later.tick()
+    assert [m.reject for m in vote(later)] == [False]
+    without_leases = make_node("n2", term=1, check_quorum=False)
+    assert [m.reject for m in vote(without_leases)] == [False]
+
+
 def test_lease_expires_without_acks() -> None:
     node = make_node(pre_vote=False, check_quorum=True)
     elect_with_lease(node)

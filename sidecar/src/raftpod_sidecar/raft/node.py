@@ -130,6 +130,7 @@ class RawNode:
         hard_state, _ = storage.initial_state()
         self.term = hard_state.term
         self.vote = hard_state.vote
+        self._restarted = hard_state.term > 0  # it may have acknowledged a leader before
         if hard_state.commit:
             self.log.commit_to(hard_state.commit)
         self.log.applied_to(max(config.applied, self.log.first_index() - 1))
@@ -342,10 +343,13 @@ class RawNode:
             return
         if m.term > self.term:
             if t in (M.VOTE, M.PRE_VOTE):
+                # Restarted, a node may have answered a leader whose lease still
+                # counts on it: it keeps that promise for an election timeout.
+                lo = self.config.election_ticks[0]
                 in_lease = (
                     self.config.check_quorum
-                    and self.lead != ""
-                    and self._election_elapsed < self.config.election_ticks[0]
+                    and (self.lead != "" or (self._restarted and self._now <= lo))
+                    and self._election_elapsed < lo
                 )
                 if in_lease and m.context != TRANSFER_CONTEXT:
                     return  # a leader is alive: do not let a partitioned node disrupt it
