@@ -9,6 +9,7 @@ which answer each read gets.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 
@@ -147,3 +148,14 @@ async def test_close_forgets_the_request_in_flight() -> None:
     loop.batches.leader_changed()
     assert loop.submitted == []
     read.cancel()
+
+
+async def test_an_error_nobody_waits_for_is_not_reported_as_unretrieved() -> None:
+    reported: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
+    loop = Loop()
+    loop.refuse = True
+    assert await loop.read(timeout=0.0) is None  # the reader left before the loop's turn
+    await loop.turn()  # then the request is refused
+    gc.collect()
+    assert reported == []

@@ -98,7 +98,10 @@ class ReadBatches:
         batch = self._open.get(lease)
         if batch is None:
             context = next(self._ids).to_bytes(8, "big")
-            batch = ReadBatch(context, asyncio.get_running_loop().create_future())
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            # its readers may all have left: an error is then nobody's to retrieve
+            future.add_done_callback(_mark_retrieved)
+            batch = ReadBatch(context, future)
             self._open[lease] = batch
             if lease not in self._inflight:
                 self._submit(lambda: self._send(lease))
@@ -143,6 +146,11 @@ class ReadBatches:
         successor.readers += batch.readers
         batch.moved_to = successor
         successor.future.add_done_callback(lambda done: _copy_outcome(done, batch.future))
+
+
+def _mark_retrieved(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _copy_outcome(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
