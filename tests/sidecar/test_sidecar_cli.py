@@ -146,3 +146,15 @@ def test_dev_cluster_starts_serves_and_stops(tmp_path: Path) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert (tmp_path / "data" / "n1" / "wal").is_dir()
+
+
+def test_a_node_process_freezes_its_start_up_objects_and_widens_the_young_generation() -> None:
+    probe = (
+        "import gc; from raftpod_sidecar.cli import tune_gc, GC_YOUNG_THRESHOLD as T;"
+        "before = gc.get_threshold(); tune_gc(); after = gc.get_threshold();"
+        "print(gc.get_freeze_count(), after[0] == T, after[1:] == before[1:])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    frozen, young, older = out.stdout.split()
+    assert int(frozen) > 1000, "the imported modules' objects should be frozen"
+    assert (young, older) == ("True", "True")

@@ -10,6 +10,7 @@ Exit status: 0 after SIGTERM/SIGINT, 1 when the node failed while running
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -33,6 +34,25 @@ def _loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] 
     return factory, "uvloop"
 
 
+GC_YOUNG_THRESHOLD = 10_000  # CPython's default is 700
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper cyclic collections for a long-running node.
+
+    Objects alive once the modules are imported are frozen (``gc.freeze``):
+    never garbage, and no longer walked by every full collection. A larger
+    young generation lets request-scoped objects die by reference count before
+    a collection promotes them. Under 64 writers this cut each node's time in
+    the collector by ~70% (215-279 ms to 62-82 ms in 12 s) and removed the
+    25-56 ms full collections during the load (docs/performance.md).
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def run_node(argv: Sequence[str]) -> int:
     try:
         cfg = config_mod.parse(argv)
@@ -43,6 +63,8 @@ def run_node(argv: Sequence[str]) -> int:
     log = logs.setup(cfg.log_format, cfg.log_level, cfg.id)
     logs.event(log, "starting", event_loop=loop_name, data_dir=str(cfg.data_dir))
     from .server import StartupError, run
+
+    tune_gc()
 
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
