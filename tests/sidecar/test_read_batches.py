@@ -109,6 +109,7 @@ async def test_a_leader_change_resends_at_once() -> None:
     read = loop.read()
     await loop.turn()
     loop.batches.leader_changed()
+    loop.batches.leader_changed()  # twice before the loop's turn: still one request again
     await loop.turn()
     assert len(loop.started) == 2
     loop.batches.answered(loop.started[1][0], 11)

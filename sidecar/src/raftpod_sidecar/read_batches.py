@@ -8,8 +8,9 @@ once. The next request is sent only after all its reads began, so the index the
 leader confirms is current for each of them.
 
 A request unanswered after ``RETRY_SECONDS``, or out when the leader changes
-(a new leader never answers an old one's request), is given up: its reads move
-to the next request. A batch whose readers all gave up is not sent again.
+(a new leader never answers an old one's request), is given up and sent again
+under a new context (an answer to the old one is then ignored). A batch whose
+readers all gave up is not sent again.
 """
 
 from __future__ import annotations
@@ -27,20 +28,12 @@ RETRY_SECONDS = 0.5  # etcd's readIndexRetryTime
 class ReadBatch:
     """Reads that wait for one ReadIndex request."""
 
-    __slots__ = ("context", "future", "moved_to", "readers")
+    __slots__ = ("context", "future", "readers")
 
     def __init__(self, context: bytes, future: asyncio.Future[int]) -> None:
-        self.context = context
+        self.context = context  # of the request out for it (a retry changes it)
         self.future = future
         self.readers = 0
-        self.moved_to: ReadBatch | None = None
-
-    def current(self) -> ReadBatch:
-        """The batch this one's reads now wait in (a retry moves them)."""
-        batch = self
-        while batch.moved_to is not None:
-            batch = batch.moved_to
-        return batch
 
 
 class ReadBatches:
@@ -73,7 +66,7 @@ class ReadBatches:
             done, _ = await asyncio.wait((batch.future,), timeout=timeout)
             return batch.future.result() if done else None
         finally:
-            batch.current().readers -= 1
+            batch.readers -= 1
 
     def answered(self, context: bytes, index: int) -> None:
         """The core confirmed ``index`` for the request ``context`` (from a Ready)."""
@@ -94,25 +87,26 @@ class ReadBatches:
             timer.cancel()
         self._inflight.clear()
 
+    def _next_context(self) -> bytes:
+        return next(self._ids).to_bytes(8, "big")
+
     def _join(self, lease: bool) -> ReadBatch:
         batch = self._open.get(lease)
         if batch is None:
-            context = next(self._ids).to_bytes(8, "big")
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             # its readers may all have left: an error is then nobody's to retrieve
             future.add_done_callback(_mark_retrieved)
-            batch = ReadBatch(context, future)
-            self._open[lease] = batch
+            batch = self._open[lease] = ReadBatch(self._next_context(), future)
             if lease not in self._inflight:
                 self._submit(lambda: self._send(lease))
         return batch
 
     def _send(self, lease: bool) -> None:
-        batch = self._open.pop(lease, None)
-        if batch is None or lease in self._inflight:
-            if batch is not None:
-                self._open[lease] = batch  # sent when the request in flight lands
-            return
+        """Send the open batch, unless a request is out (then it goes when that lands)."""
+        if lease not in self._inflight and (batch := self._open.pop(lease, None)) is not None:
+            self._dispatch(lease, batch)
+
+    def _dispatch(self, lease: bool, batch: ReadBatch) -> None:
         timer = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry, lease, batch)
         self._inflight[lease] = (batch, timer)
         self._sent[batch.context] = (lease, batch)
@@ -134,31 +128,22 @@ class ReadBatches:
             self._submit(lambda: self._send(lease))
 
     def _retry(self, lease: bool, batch: ReadBatch) -> None:
-        """Give up on ``batch``'s request; its remaining reads join the next one."""
+        """Give up on ``batch``'s request; send it again on the loop's next turn.
+
+        It stays in flight meanwhile, so the open batch still waits behind it.
+        """
         inflight = self._inflight.get(lease)
-        if inflight is None or inflight[0] is not batch:
+        if inflight is None or inflight[0] is not batch or batch.context not in self._sent:
+            return  # answered, or already given up and about to go again
+        del self._sent[batch.context]
+        if batch.readers == 0:
+            self._land(lease, batch)
             return
-        self._sent.pop(batch.context, None)
-        self._land(lease, batch)
-        if batch.future.done() or batch.readers == 0:
-            return
-        successor = self._join(lease)
-        successor.readers += batch.readers
-        batch.moved_to = successor
-        successor.future.add_done_callback(lambda done: _copy_outcome(done, batch.future))
+        inflight[1].cancel()
+        batch.context = self._next_context()
+        self._submit(lambda: self._dispatch(lease, batch))
 
 
 def _mark_retrieved(future: asyncio.Future[int]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _copy_outcome(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif (exc := source.exception()) is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())
