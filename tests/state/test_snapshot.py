@@ -10,7 +10,7 @@ import pytest
 from raftpod_sidecar.raft.messages import Entry
 from raftpod_sidecar.state.commands import LeaseGrant, LeaseRevoke, LogAppend, Put, encode
 from raftpod_sidecar.state.errors import CompactedRevisionError
-from raftpod_sidecar.state.machine import StateMachine
+from raftpod_sidecar.state.machine import StateMachine, pack_state
 
 from .feeder import Feeder
 
@@ -92,3 +92,16 @@ def test_hundred_thousand_keys_snapshot_and_restore_quickly() -> None:
     # generous bounds for a shared CI machine; measured ~0.3 s each on 2 busy cores
     assert snapshot_seconds < 5
     assert restore_seconds < 5
+
+
+def test_parts_taken_before_later_applies_pack_to_the_snapshot_of_that_moment() -> None:
+    feed = populated()
+    blob = feed.sm.snapshot()
+    parts = feed.sm.snapshot_parts()
+    # the node packs the parts on another thread while apply goes on
+    feed(Put("plain", b"changed"), client="r4", seq=1)
+    feed(Put("new", b"x"))
+    feed(LeaseRevoke(1))
+    feed(LogAppend(b"op-3"), client="r5", seq=1)
+    assert bytes(pack_state(parts)) == blob
+    assert feed.sm.snapshot() != blob

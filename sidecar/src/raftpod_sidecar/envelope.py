@@ -10,8 +10,11 @@ the admin-URL directory together, so both survive log compaction.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import cast
 
 import msgpack
+
+_COPY_CHUNK = 1 << 20
 
 
 class Tag(IntEnum):
@@ -47,8 +50,27 @@ def read_directory_record(payload: bytes) -> tuple[str, str]:
     return str(node_id), str(url)
 
 
-def pack_snapshot(machine: bytes, directory: dict[str, str]) -> bytes:
-    return bytes(msgpack.packb({"v": 1, "machine": machine, "directory": directory}))
+def pack_snapshot(machine: bytes | memoryview, directory: dict[str, str]) -> bytes:
+    """``{"v": 1, "directory": ..., "machine": <bin>}`` as msgpack.
+
+    The machine's bytes (as large as the state) are copied a megabyte at a time, so a
+    thread packing a large snapshot lets the event loop take the GIL between copies
+    (one copy of 49 MB held it for 60-110 ms). The result is a ``bytearray`` that
+    nothing mutates, typed as the ``bytes`` it stands for: ``bytes(out)`` would be
+    that one long copy again.
+    """
+    head = msgpack.Packer(autoreset=False)
+    head.pack_map_header(3)
+    for item in ("v", 1, "directory", directory, "machine"):
+        head.pack(item)
+    size = len(machine)
+    # msgpack "bin 32": 0xc6 and a big-endian 32-bit length, then the bytes
+    prefix = bytes(head.getbuffer()) + b"\xc6" + size.to_bytes(4, "big")
+    out = bytearray(prefix)
+    source = memoryview(machine)
+    for start in range(0, size, _COPY_CHUNK):
+        out += source[start : start + _COPY_CHUNK]
+    return cast(bytes, out)
 
 
 def unpack_snapshot(data: bytes) -> tuple[bytes, dict[str, str]]:

@@ -47,6 +47,7 @@ from .raft.messages import (
 )
 from .raft.node import RawNode, Status
 from .read_batches import ReadBatches
+from .snapshotting import Snapshotter
 from .state.machine import StateMachine
 from .storage import DurableStorage
 from .transport import PeerTransport
@@ -159,6 +160,12 @@ class RaftNode:
         self._apply_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_ids = itertools.count()
         self._snapshot_waiters: list[asyncio.Future[Snapshot]] = []
+        self.snapshots = Snapshotter(
+            storage,
+            min(SNAPSHOT_KEEP_ENTRIES, config.snapshot_entries // 2),
+            self._snapshot_taken,
+            self._wake.set,
+        )
         self._announced_term = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -182,6 +189,7 @@ class RaftNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.snapshots.close()
         self.reads.close()
         for pending in self._pending.values():
             if not pending.future.done():
@@ -279,7 +287,7 @@ class RaftNode:
                     self.raw.advance(rd)
                     self._drain_inputs()
                     self._announce_admin_url()
-                await self._maybe_snapshot()
+                self._maybe_snapshot()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -470,53 +478,45 @@ class RaftNode:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _maybe_snapshot(self) -> None:
-        """Snapshot on request or every ``--snapshot-entries`` applied entries (in the loop)."""
+    def _maybe_snapshot(self) -> None:
+        """Start a snapshot on request or every ``--snapshot-entries`` applied entries;
+        it is written beside this loop (``snapshotting``), one at a time."""
+        snapshots = self.snapshots
+        if snapshots.failure is not None:
+            raise snapshots.failure  # the disk failed: the node must restart
         due = self.applied - self.last_snapshot_index >= self.config.snapshot_entries
-        if not (due or self._snapshot_waiters):
+        if snapshots.busy or not (due or self._snapshot_waiters):
             return
         waiters, self._snapshot_waiters = self._snapshot_waiters, []
-        try:
-            snapshot = await self._take_snapshot()
-        except Exception as exc:
+        current = self.storage.snapshot()
+        if self.applied <= current.meta.index:
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_exception(exc)
-            raise
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(snapshot)
+                    waiter.set_result(current)
+            return
+        parts = self.machine.snapshot_parts()
+        snapshots.start(self.applied, self.conf, parts, dict(self.directory), waiters)
 
     async def take_snapshot(self) -> Snapshot:
-        """Have the Ready loop snapshot now; returns the newest snapshot."""
+        """Have the node snapshot now; returns a snapshot taken after this call."""
         future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
         self._snapshot_waiters.append(future)
         self._wake.set()
         return await future
 
-    async def _take_snapshot(self) -> Snapshot:
-        """Snapshot the state machine at the applied index and compact the log behind it."""
-        if self.applied <= self.storage.snapshot().meta.index:
-            return self.storage.snapshot()
-        started = time.perf_counter()
-        data = envelope.pack_snapshot(self.machine.snapshot(), self.directory)
-        snapshot = await self.storage.create_snapshot(self.applied, self.conf, data)
-        keep = min(SNAPSHOT_KEEP_ENTRIES, self.config.snapshot_entries // 2)
-        await self.storage.compact(max(0, snapshot.meta.index - keep))
-        self.last_snapshot_index = snapshot.meta.index
-        elapsed = time.perf_counter() - started
+    def _snapshot_taken(self, snapshot: Snapshot, seconds: float) -> None:
+        self.last_snapshot_index = max(self.last_snapshot_index, snapshot.meta.index)
         self.metrics.snapshots.inc()
-        self.metrics.snapshot_seconds.observe(elapsed)
-        self.metrics.snapshot_bytes.set(len(data))
+        self.metrics.snapshot_seconds.observe(seconds)
+        self.metrics.snapshot_bytes.set(len(snapshot.data))
         event(
             self.log,
             "snapshot taken",
             index=snapshot.meta.index,
             term=snapshot.meta.term,
-            bytes=len(data),
-            seconds=round(elapsed, 4),
+            bytes=len(snapshot.data),
+            seconds=round(seconds, 4),
         )
-        return snapshot
 
     # -- waiting helpers -----------------------------------------------------
     async def wait_leader(self, deadline: float) -> str:

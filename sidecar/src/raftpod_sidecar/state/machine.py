@@ -113,6 +113,27 @@ def _item(key: str, kv: KeyValue) -> Result:
     }
 
 
+def pack_state(parts: list[Any]) -> memoryview:
+    """``snapshot_parts()`` as msgpack, one small value per call.
+
+    The same bytes as packing the list at once, but a thread packing a large state
+    holds the GIL only briefly at a time, so the event loop keeps running.
+    """
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    _pack_value(packer, parts)
+    packed: memoryview = packer.getbuffer()
+    return packed
+
+
+def _pack_value(packer: msgpack.Packer, value: Any) -> None:
+    if isinstance(value, list):
+        packer.pack_array_header(len(value))
+        for item in value:
+            _pack_value(packer, item)
+    else:
+        packer.pack(value)
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic GC: rebuilding ~100k records otherwise triggers it over and
@@ -182,9 +203,10 @@ class StateMachine:
 
     # --- snapshots ------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
-        """Everything replicated, as one versioned msgpack blob."""
-        data = [
+    def snapshot_parts(self) -> list[Any]:
+        """The replicated state as fresh lists of immutable values: one pass over the
+        keys on the event loop, then safe to pack on another thread while apply goes on."""
+        return [
             SNAPSHOT_FORMAT,
             self.applied_index,
             self.kv.to_data(),
@@ -192,7 +214,10 @@ class StateMachine:
             self.oplog.to_data(),
             self.sessions.to_data(),
         ]
-        blob: bytes = msgpack.packb(data, use_bin_type=True)
+
+    def snapshot(self) -> bytes:
+        """Everything replicated, as one versioned msgpack blob."""
+        blob: bytes = msgpack.packb(self.snapshot_parts(), use_bin_type=True)
         return blob
 
     def restore(self, blob: bytes) -> None:
