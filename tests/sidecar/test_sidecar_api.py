@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from raftpod_sidecar import backupstore
+from raftpod_sidecar import backupstore, range_answer
+from raftpod_sidecar.state.kv import KeyValue
 
 from .cluster import Cluster, http, ndjson_lines, poll, running
 
@@ -78,6 +79,41 @@ def test_range_with_prefix_and_limit(cluster: Cluster) -> None:
     assert [i["key"] for i in doc["items"]] == ["range/a", "range/b"]
     assert base64.b64decode(doc["items"][0]["value_b64"]) == b"a"
     assert doc["more"] is True and doc["revision"] >= doc["items"][1]["revision"]
+
+
+def test_a_large_range_is_written_in_pieces_whole_and_in_order(cluster: Cluster) -> None:
+    app = _follower(cluster)
+    count = 2 * range_answer.PIECE_ITEMS + 500
+    for start in range(0, count, 25):
+        ops = [
+            {"op": "put", "key": f"many/{i:05d}", "value": str(i)} for i in range(start, start + 25)
+        ]
+        assert http("POST", f"{app}/v1/txn", json={"success": ops}).status_code == 200
+    answer = http("GET", f"{app}/v1/kv?prefix=many/")
+    assert answer.headers.get("Transfer-Encoding") == "chunked"  # three pieces
+    doc = answer.json()
+    assert [i["key"] for i in doc["items"]] == [f"many/{i:05d}" for i in range(count)]
+    assert [base64.b64decode(i["value_b64"]) for i in doc["items"]] == [
+        str(i).encode() for i in range(count)
+    ]
+    assert doc["more"] is False and doc["revision"] >= doc["items"][-1]["revision"]
+    limited = http("GET", f"{app}/v1/kv?prefix=many/&limit={count - 1}").json()
+    assert limited["items"] == doc["items"][:-1] and limited["more"] is True
+    small = http("GET", f"{app}/v1/kv?prefix=many/&limit=3")
+    assert "Transfer-Encoding" not in small.headers and len(small.json()["items"]) == 3
+
+
+def test_range_pieces_are_bounded_by_items_and_by_bytes() -> None:
+    big = KeyValue(b"v" * (range_answer.PIECE_BYTES // 3), 1, 1, 1, 0)
+    small = KeyValue(b"v", 1, 1, 1, 0)
+    keys = [f"k{i}" for i in range(7)]
+    assert list(range_answer._pieces(keys, [big] * 7)) == [(0, 3), (3, 6), (6, 7)]
+    many = [f"k{i}" for i in range(range_answer.PIECE_ITEMS + 1)]
+    assert list(range_answer._pieces(many, [small] * len(many))) == [
+        (0, range_answer.PIECE_ITEMS),
+        (range_answer.PIECE_ITEMS, range_answer.PIECE_ITEMS + 1),
+    ]
+    assert list(range_answer._pieces([], [])) == [(0, 0)]
 
 
 def test_txn_success_and_failure_branches(cluster: Cluster) -> None:

@@ -106,17 +106,18 @@ def test_delete_with_prev_revision(feed: Feeder) -> None:
 def test_range_is_sorted_prefix_scan_with_limit(feed: Feeder) -> None:
     for key in ["b/2", "a", "b/1", "b0", "b/3", "c"]:
         feed(Put(key, key.encode()))
-    items, more = feed.sm.kv.range("b/")
-    assert [k for k, _ in items] == ["b/1", "b/2", "b/3"]
+    keys, values, more = feed.sm.kv.range("b/")
+    assert keys == ["b/1", "b/2", "b/3"]
+    assert [v.value for v in values] == [b"b/1", b"b/2", b"b/3"]
     assert not more
-    items, more = feed.sm.kv.range("b/", limit=2)
-    assert [k for k, _ in items] == ["b/1", "b/2"]
+    keys, _, more = feed.sm.kv.range("b/", limit=2)
+    assert keys == ["b/1", "b/2"]
     assert more
-    items, more = feed.sm.kv.range("b/", limit=3)
+    _, _, more = feed.sm.kv.range("b/", limit=3)
     assert not more
-    items, _ = feed.sm.kv.range("")
-    assert [k for k, _ in items] == ["a", "b/1", "b/2", "b/3", "b0", "c"]
-    assert feed.sm.kv.range("zz") == ([], False)
+    keys, _, _ = feed.sm.kv.range("")
+    assert keys == ["a", "b/1", "b/2", "b/3", "b0", "c"]
+    assert feed.sm.kv.range("zz") == ([], [], False)
 
 
 def test_txn_success_writes_at_one_revision_and_reads_its_own_writes(feed: Feeder) -> None:

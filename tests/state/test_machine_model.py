@@ -253,8 +253,9 @@ class MachineVsModel(RuleBasedStateMachine):
     def same_state(self) -> None:
         sm, model = self.feed.sm, self.model
         assert sm.kv.revision == model.revision
-        items, _ = sm.kv.range("")
-        assert [(k, tuple(v)) for k, v in items] == sorted(model.kv.items())
+        keys, values, _ = sm.kv.range("")
+        stored = [(k, tuple(v)) for k, v in zip(keys, values, strict=True)]
+        assert stored == sorted(model.kv.items())
         assert sm.leases.ttls() == model.leases
         for lease_id in model.leases:
             bound = sorted(k for k, v in model.kv.items() if v[4] == lease_id)

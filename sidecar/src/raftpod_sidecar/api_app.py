@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import range_answer
 from .forwarding import Forwarder, is_forwarded
 from .httputil import ApiError, json_response, read_json
 from .lease_expiry import LeaseExpiry
@@ -351,28 +352,12 @@ class AppApi:
             headers={"X-Raftpod-Revision": str(kv.mod_revision)},
         )
 
-    async def range(self, request: web.Request) -> web.Response:
+    async def range(self, request: web.Request) -> web.StreamResponse:
         prefix = request.query.get("prefix", "")
         limit = _int_param(request, "limit", 0) or 0
         await self._barrier(request)
-        items, more = self.machine.kv.range(prefix, limit)
-        return json_response(
-            {
-                "items": [
-                    {
-                        "key": key,
-                        "value_b64": b64(kv.value),
-                        "revision": kv.mod_revision,
-                        "create_revision": kv.create_revision,
-                        "version": kv.version,
-                        "lease": kv.lease,
-                    }
-                    for key, kv in items
-                ],
-                "more": more,
-                "revision": self.machine.kv.revision,
-            }
-        )
+        keys, values, more = self.machine.kv.range(prefix, limit)
+        return await range_answer.respond(request, keys, values, more, self.machine.kv.revision)
 
     async def lease_info(self, request: web.Request) -> web.Response:
         lease_id = _lease_id(request)

@@ -332,8 +332,9 @@ class StateMachine:
                 found = kv.get(op.key)
                 results.append({"kv": None if found is None else _item(op.key, found)})
             else:
-                items, more = kv.range(op.prefix, op.limit)
-                results.append({"items": [_item(k, v) for k, v in items], "more": more})
+                keys, values, more = kv.range(op.prefix, op.limit)
+                items = list(map(_item, keys, values))
+                results.append({"items": items, "more": more})
         if events:
             kv.revision = revision
         result = {
