@@ -34,7 +34,12 @@ def result(applied: Applied) -> dict[str, Any]:
 def state(feed: Feeder) -> list[Any]:
     """Everything replicated except the applied index."""
     sm = feed.sm
-    return [sm.kv.to_data(), sm.leases.to_data(), sm.oplog.to_data(), sm.sessions.to_data()]
+    return [
+        sm.kv.capture().to_data(),
+        sm.leases.to_data(),
+        sm.oplog.to_data(),
+        sm.sessions.to_data(),
+    ]
 
 
 def test_put_creates_then_updates_with_etcd_numbers(feed: Feeder) -> None:

@@ -62,7 +62,7 @@ from raftpod_sidecar.state.commands import (
     decode,
 )
 from raftpod_sidecar.state.errors import ErrorCode, InvalidCommandError
-from raftpod_sidecar.state.kv import KeyValue, KVStore
+from raftpod_sidecar.state.kv import KeyValue, KVCapture, KVStore
 from raftpod_sidecar.state.leases import LeaseTable
 from raftpod_sidecar.state.oplog import DEFAULT_RETAINED_COMMANDS, LogRecord, OpLog
 from raftpod_sidecar.state.watch import DEFAULT_HISTORY_EVENTS, Event, WatchHistory
@@ -114,15 +114,18 @@ def _item(key: str, kv: KeyValue) -> Result:
 
 
 def pack_state(parts: list[Any]) -> memoryview:
-    """``snapshot_parts()`` as msgpack, one small value per call.
-
-    The same bytes as packing the list at once, but a thread packing a large state
-    holds the GIL only briefly at a time, so the event loop keeps running.
+    """``snapshot_parts()`` as msgpack (the key-value copy flattened first), one small
+    value per call: the same bytes as ``snapshot()``, but a thread packing a large
+    state holds the GIL only briefly at a time, so the event loop keeps running.
     """
     packer = msgpack.Packer(use_bin_type=True, autoreset=False)
-    _pack_value(packer, parts)
+    _pack_value(packer, _flattened(parts))
     packed: memoryview = packer.getbuffer()
     return packed
+
+
+def _flattened(parts: list[Any]) -> list[Any]:
+    return [p.to_data() if isinstance(p, KVCapture) else p for p in parts]
 
 
 def _pack_value(packer: msgpack.Packer, value: Any) -> None:
@@ -204,12 +207,13 @@ class StateMachine:
     # --- snapshots ------------------------------------------------------------
 
     def snapshot_parts(self) -> list[Any]:
-        """The replicated state as fresh lists of immutable values: one pass over the
-        keys on the event loop, then safe to pack on another thread while apply goes on."""
+        """The replicated state, cheap to take on the event loop and safe to pack on
+        another thread (``pack_state``) while apply goes on: a copy of the key-value
+        store (``KVCapture``) and fresh lists of immutable values for the rest."""
         return [
             SNAPSHOT_FORMAT,
             self.applied_index,
-            self.kv.to_data(),
+            self.kv.capture(),
             self.leases.to_data(),
             self.oplog.to_data(),
             self.sessions.to_data(),
@@ -217,7 +221,7 @@ class StateMachine:
 
     def snapshot(self) -> bytes:
         """Everything replicated, as one versioned msgpack blob."""
-        blob: bytes = msgpack.packb(self.snapshot_parts(), use_bin_type=True)
+        blob: bytes = msgpack.packb(_flattened(self.snapshot_parts()), use_bin_type=True)
         return blob
 
     def restore(self, blob: bytes) -> None:
