@@ -11,8 +11,9 @@ followers elected another leader.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from . import envelope
@@ -62,9 +63,9 @@ class Snapshotter:
     ) -> None:
         """Write a snapshot of ``parts`` (the state applied through ``index``)."""
         assert self._task is None, "one snapshot at a time"
-        encoded = asyncio.to_thread(encode, parts, directory)
+        encoding = functools.partial(encode, parts, directory)
         self._task = asyncio.create_task(
-            self._take(index, conf, encoded, waiters), name="raft-snapshot"
+            self._take(index, conf, encoding, waiters), name="raft-snapshot"
         )
 
     async def close(self) -> None:
@@ -76,13 +77,14 @@ class Snapshotter:
         self,
         index: int,
         conf: ConfState,
-        encoded: Awaitable[bytes],
+        encoding: Callable[[], bytes],
         waiters: list[asyncio.Future[Snapshot]],
     ) -> None:
         started = time.perf_counter()
         outcome: Snapshot | BaseException
         try:
-            outcome = await self._storage.create_snapshot(index, conf, await encoded)
+            data = await asyncio.to_thread(encoding)
+            outcome = await self._storage.create_snapshot(index, conf, data)
             await self._storage.compact(max(0, outcome.meta.index - self._keep))
         except Exception as exc:
             self.failure = outcome = exc
