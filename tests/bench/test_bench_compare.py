@@ -97,6 +97,7 @@ def test_compare_quick_measures_both_systems(tmp_path: Path) -> None:
     snapshot = doc["systems"]["raftpod"]["snapshot_install"]
     assert snapshot["values"] == QUICK.snapshot_keys
     assert snapshot["snapshot_bytes"] > QUICK.snapshot_keys * 4096
+    assert isinstance(snapshot["elections_during_snapshot"], int)
     assert snapshot["seconds"] is not None, "the blank member never caught up"
     assert "snapshot_install" not in doc["systems"]["etcd"]
     rows = {row["workload"]: row for row in doc["comparison"]}

@@ -393,6 +393,10 @@ class RaftpodCluster(Cluster):
         member.command[at : at + 2] = ["--join", self.admin_urls[via]]
         self.spawn(index)
 
+    def term(self, index: int) -> int:
+        """Member ``index``'s current term."""
+        return int(http_json("GET", f"{self.admin_urls[index]}/admin/status")["term"])
+
     def take_snapshot(self, index: int) -> int:
         """Make member ``index`` snapshot now; the snapshot's size in bytes."""
         answer = http_json("POST", f"{self.admin_urls[index]}/admin/snapshot", {}, timeout=60.0)

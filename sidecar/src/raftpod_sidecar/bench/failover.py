@@ -182,7 +182,10 @@ def measure_snapshot_install(cluster: RaftpodCluster, keys: int) -> dict[str, An
         )
     )
     leader = _leader(cluster)
+    term = cluster.term(leader)
     size = cluster.take_snapshot(leader)
+    # a snapshot taken on the leader's event loop once cost it its leadership
+    elections = cluster.term(leader) - term
     indexes = cluster.log_indexes(leader)
     if indexes is None:
         raise ClusterError(f"{cluster.system}: the leader did not report its commit index")
@@ -195,6 +198,7 @@ def measure_snapshot_install(cluster: RaftpodCluster, keys: int) -> dict[str, An
         "values": written.ops,
         "errors": dict(written.errors),
         "snapshot_bytes": size,
+        "elections_during_snapshot": elections,
         "seconds": seconds,
         "mb_per_s": None if not seconds else round(size / 1e6 / seconds, 2),
     }
