@@ -27,7 +27,7 @@ from aiohttp import web
 
 from . import range_answer
 from .forwarding import Forwarder, is_forwarded
-from .httputil import ApiError, json_response, read_json
+from .httputil import ApiError, b64, json_response, read_json
 from .lease_expiry import LeaseExpiry
 from .node import Committed, ProposalDroppedError, RaftNode
 from .raft.errors import NotLeaderError, TransferInProgressError
@@ -41,10 +41,6 @@ NDJSON = "application/x-ndjson"
 PROGRESS_SECONDS = 10.0
 """An idle stream sends a progress line this often (and so notices a gone client)."""
 MAX_REQUEST_ID = 128
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def jsonable(value: Any) -> Any:

@@ -9,6 +9,7 @@ cardinality.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -51,6 +52,11 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
+
+
+def b64(data: bytes) -> str:
+    """Bytes as they appear in JSON answers (``value_b64``, ``data_b64``)."""
+    return base64.b64encode(data).decode()
 
 
 def json_response(payload: Any, status: int = 200) -> web.Response:

@@ -13,7 +13,6 @@ at one revision, so the answer is consistent however long it takes to write.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .httputil import json_response
+from .httputil import b64, json_response
 from .state.kv import KeyValue
 
 PIECE_ITEMS = 1000
@@ -31,7 +30,7 @@ PIECE_BYTES = 1 << 20
 def _item(key: str, kv: KeyValue) -> dict[str, Any]:
     return {
         "key": key,
-        "value_b64": base64.b64encode(kv.value).decode(),
+        "value_b64": b64(kv.value),
         "revision": kv.mod_revision,
         "create_revision": kv.create_revision,
         "version": kv.version,
