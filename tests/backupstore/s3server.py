@@ -26,7 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from raftpod_sidecar.backupstore import Credentials
 from tests.kube.binaries import binary, missing
 from tests.kube.env import skip_or_fail
-from tests.kube.procs import LoggedProcess, ProcessError, free_port, wait_until
+from tests.kube.procs import LoggedProcess, ProcessError, wait_until
+from tests.ports import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -203,7 +203,7 @@ def test_a_failed_multipart_upload_leaves_nothing(s3_server: S3Server, s3_bucket
 
 
 def test_an_unreachable_endpoint_is_a_clear_error(tmp_path: Path) -> None:
-    from tests.kube.procs import free_port
+    from tests.ports import free_port
 
     url = f"s3://bucket/x?endpoint=http://127.0.0.1:{free_port()}"
     store = open_store(url, credentials=Credentials("AKIA", "sekrit-value"), clock=StepClock())

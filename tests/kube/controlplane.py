@@ -21,7 +21,8 @@ import yaml
 
 from tests.kube.binaries import binary
 from tests.kube.pki import Pki, make_pki
-from tests.kube.procs import LoggedProcess, ProcessError, free_port, wait_until
+from tests.kube.procs import LoggedProcess, ProcessError, wait_until
+from tests.ports import free_port
 
 SERVICE_CIDR = "10.96.0.0/24"
 READY_TIMEOUT = 90.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.ports import free_port
 
 from raftpod_operator.actions import (
     AddLearner,
@@ -43,12 +43,6 @@ SIDECAR = Path(sys.executable).parent / "raftpod-sidecar"
 C = Cluster("c", "ns")
 TOKEN = "contract-token"
 MAX_LAG = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -24,7 +24,8 @@ from kubernetes import client
 from tests.kube import apis
 from tests.kube.hosts import PodAddress, records
 from tests.kube.netns import write_in_place
-from tests.kube.procs import LoggedProcess, free_port, wait_until
+from tests.kube.procs import LoggedProcess, wait_until
+from tests.ports import free_port
 
 DNS_REFRESH_SECONDS = 0.5
 OPERATOR_READY_TIMEOUT = 60.0

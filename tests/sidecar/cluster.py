@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any, TypeVar
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.ports import free_ports
+
 T = TypeVar("T")
 
 FAST_FLAGS = (
@@ -33,20 +34,6 @@ FAST_FLAGS = (
 )  # fmt: skip
 HTTP_TIMEOUT = 10.0
 # RAFTPOD_TEST_EVENT_LOOP=asyncio|uvloop runs every node on that loop (default: auto)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out (bound together so they differ)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
@@ -219,6 +206,17 @@ class Cluster:
 
         return poll(agreed, timeout, "an agreed leader", interval=0.1)
 
+    def wait_serving(self, timeout: float = 20.0) -> None:
+        """Every node answers its status; one that exited fails at once, with its log."""
+
+        def serving() -> bool:
+            for node in self.nodes.values():
+                if not node.alive:
+                    raise AssertionError(f"{node.id} exited:\n{node.log_text()[-2000:]}")
+            return all(node.status() for node in self.nodes.values())
+
+        poll(serving, timeout, "every node to serve")
+
     def followers(self, leader: Node) -> list[Node]:
         return [n for n in self.alive() if n.id != leader.id]
 
@@ -241,7 +239,8 @@ def running(
     """A started cluster that is always killed afterwards; logs are printed on failure."""
     cluster = Cluster(root, size, extra_args, headers)
     try:
-        yield cluster.start()
+        cluster.start().wait_serving()
+        yield cluster
     except BaseException:
         print(cluster.dump_logs())
         raise

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from raftpod_sidecar import backupstore
+from raftpod_sidecar.bench.clusters import free_port_base
 from raftpod_sidecar.config import ConfigError, parse
+from raftpod_sidecar.devcluster import PORT_STRIDE
 
 from .cluster import http, poll
 
@@ -58,18 +60,35 @@ def test_invalid_flags_are_clear_errors(argv: list[str], message: str) -> None:
         parse(argv)
 
 
-def test_bad_flags_exit_2_with_the_reason(tmp_path: Path) -> None:
+def _run_node(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "raftpod_sidecar.cli", "--id", "n1", "--data-dir", str(tmp_path)],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return subprocess.run(
+        [sys.executable, "-m", "raftpod_sidecar.cli", "--id", "n1", *args],
+        capture_output=True, check=False, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def test_bad_flags_exit_2_with_the_reason(tmp_path: Path) -> None:
+    done = _run_node("--data-dir", str(tmp_path))
     assert done.returncode == 2
     assert "give --peers" in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--peer-listen", "--api-listen", "--admin-listen"])
+def test_a_taken_port_is_a_start_up_error_naming_the_flag(tmp_path: Path, flag: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        listen = dict.fromkeys(("--peer-listen", "--api-listen", "--admin-listen"), "127.0.0.1:0")
+        listen[flag] = busy
+        done = _run_node(
+            "--data-dir", str(tmp_path), "--peers", f"n1={listen['--peer-listen']}",
+            *(arg for pair in listen.items() for arg in pair),
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f'error="{flag} {busy}: cannot listen: Address already in use"' in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_restore_from_a_corrupt_backup_refuses_to_start(tmp_path: Path) -> None:
@@ -77,44 +96,17 @@ def test_restore_from_a_corrupt_backup_refuses_to_start(tmp_path: Path) -> None:
     ref = store.put(backupstore.SnapshotInfo("c1", index=5, term=2), io.BytesIO(b"snapshot"))
     written = Path(ref.url.removeprefix("file://"))
     written.write_bytes(written.read_bytes().replace(b"snapshot", b"tampered"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "raftpod_sidecar.cli", "--id", "n1",
-         "--data-dir", str(tmp_path / "data"), "--peers", "n1=127.0.0.1:1",
-         "--restore-from", (tmp_path / "backup").as_uri(),
-         "--api-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
-        capture_output=True, check=False, text=True, timeout=60, env=env,
+    done = _run_node(
+        "--data-dir", str(tmp_path / "data"), "--peers", "n1=127.0.0.1:1",
+        "--restore-from", (tmp_path / "backup").as_uri(),
+        "--api-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
     )  # fmt: skip
     assert done.returncode == 2
     assert "is corrupt: sha256" in done.stderr
 
 
-def _free_base_port() -> int:
-    """A base port whose node ports (base + 10*i + 0..2, 3 nodes) are all free now."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base > 65000:
-            continue
-        ports = [base + 10 * i + k for i in range(3) for k in range(3)]
-        try:
-            socks = []
-            for port in ports:
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise AssertionError("no free port range")
-
-
 def test_dev_cluster_starts_serves_and_stops(tmp_path: Path) -> None:
-    base = _free_base_port()
+    base = free_port_base(3 * PORT_STRIDE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
     out = tmp_path / "out.txt"
     with open(out, "wb") as sink:
@@ -146,6 +138,22 @@ def test_dev_cluster_starts_serves_and_stops(tmp_path: Path) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert (tmp_path / "data" / "n1" / "wal").is_dir()
+
+
+def test_dev_cluster_refuses_ports_in_use_before_starting_any_node(tmp_path: Path) -> None:
+    base = free_port_base(3 * PORT_STRIDE)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 12))  # n2's admin port
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster",
+             "--data-dir", str(tmp_path / "data"), "--base-port", str(base)],
+            capture_output=True, check=False, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert f"already in use: 127.0.0.1:{base + 12} (n2 admin);" in done.stderr
+    assert "--base-port" in done.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_node_process_freezes_its_start_up_objects_and_widens_the_young_generation() -> None:

@@ -79,7 +79,7 @@ def test_snapshot_installed_on_a_wiped_follower(tmp_path: Path) -> None:
         victim = cluster.followers(leader)[0]
         victim.kill(signal.SIGKILL)
         for i in range(60, 200):
-            http("PUT", f"{leader.app}/v1/kv/snap/{i:02d}", data=b"w")
+            _put(leader.app, f"snap/{i:02d}", b"w")
         poll(lambda: leader.status()["first_index"] > 2, 10, "the leader to compact its log")
         shutil.rmtree(victim.data_dir)
         victim.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,27 @@ def node_ports(base: int, index: int) -> tuple[int, int, int]:
     """Peer, app and admin ports of node ``index`` (1-based)."""
     peer = base + PORT_STRIDE * (index - 1)
     return peer, peer + 1, peer + 2
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could bind ``host:port`` just now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def taken_ports(nodes: int, base_port: int, host: str) -> list[str]:
+    """The nodes' ports something else already holds, named for the error message."""
+    taken = []
+    for i in range(1, nodes + 1):
+        for role, port in zip(("peer", "app", "admin"), node_ports(base_port, i), strict=True):
+            if not port_free(host, port):
+                taken.append(f"{host}:{port} (n{i} {role})")
+    return taken
 
 
 def node_commands(
@@ -87,6 +109,14 @@ def main(argv: Sequence[str]) -> int:
     if not 1024 <= args.base_port <= 65535 - PORT_STRIDE * args.nodes:
         print(
             "dev-cluster: error: --base-port leaves no room for the nodes' ports", file=sys.stderr
+        )
+        return 2
+    taken = taken_ports(args.nodes, args.base_port, args.host)
+    if taken:
+        print(
+            f"dev-cluster: error: already in use: {', '.join(taken)}; stop what holds them"
+            " (an earlier dev-cluster?) or pass another --base-port",
+            file=sys.stderr,
         )
         return 2
     data_dir = Path(args.data_dir).resolve()

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -141,6 +143,17 @@ async def _join(config: NodeConfig, node: RaftNode, client_ssl: ssl.SSLContext |
     )
 
 
+@contextlib.contextmanager
+def _listening(flag: str, address: object) -> Iterator[None]:
+    """A port already taken (or an address not on this host) is a start-up error
+    that names the flag, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(f"{flag} {address}: cannot listen: {reason}") from exc
+
+
 async def _serve_http(
     app: web.Application, host: str, port: int, ctx: ssl.SSLContext | None
 ) -> web.AppRunner:
@@ -199,7 +212,8 @@ async def run(config: NodeConfig, log: logging.Logger) -> int:
         tls=tls,
         cluster_id=config.cluster_id,
     )
-    await transport.start()
+    with _listening("--peer-listen", config.peer_listen):
+        await transport.start()
     metrics.add_counters("raftpod_peer", transport.counters.as_dict, "peer transport")
     metrics.add_counters(
         "raft", lambda: {"dropped_messages": raw.dropped_messages}, "invalid peer messages"
@@ -222,10 +236,13 @@ async def run(config: NodeConfig, log: logging.Logger) -> int:
         client_max_size=config.max_request_bytes,
     )
     admin_api.add_routes(admin)
-    runners = [
-        await _serve_http(app, config.api_listen.host, config.api_listen.port, None),
-        await _serve_http(admin, config.admin_listen.host, config.admin_listen.port, admin_ssl),
-    ]
+    with _listening("--api-listen", config.api_listen):
+        app_runner = await _serve_http(app, config.api_listen.host, config.api_listen.port, None)
+    with _listening("--admin-listen", config.admin_listen):
+        admin_runner = await _serve_http(
+            admin, config.admin_listen.host, config.admin_listen.port, admin_ssl
+        )
+    runners = [app_runner, admin_runner]
     event(
         log,
         "node started",

@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..devcluster import PORT_STRIDE, node_commands, node_ports
+from ..devcluster import PORT_STRIDE, node_commands, node_ports, port_free
 from .targets import SystemName
 
 HOST = "127.0.0.1"
@@ -37,6 +36,9 @@ STOP_GRACE_S = 5.0
 POLL_S = 0.05
 CONTROL_TIMEOUT_S = 2.0
 PORT_SEARCH_TRIES = 50
+# below Linux's default ephemeral range (32768-60999), so no outgoing connection
+# takes a block's port between the check and the server's bind
+PORT_LOW, PORT_HIGH = 10_000, 32_000
 SAMPLE_EVERY_S = 0.2
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -181,20 +183,10 @@ def free_port_base(span: int) -> int:
     (random, so that concurrent runs and other tests rarely pick the same block)."""
     rng = random.Random()
     for _ in range(PORT_SEARCH_TRIES):
-        base = rng.randrange(20_000, 50_000)
-        if all(_port_free(base + i) for i in range(span)):
+        base = rng.randrange(PORT_LOW, PORT_HIGH - span)
+        if all(port_free(HOST, base + i) for i in range(span)):
             return base
     raise ClusterError(f"no block of {span} free ports found after {PORT_SEARCH_TRIES} tries")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 # -- clusters -----------------------------------------------------------------------
