@@ -9,7 +9,9 @@ import signal
 import time
 from pathlib import Path
 
-from .cluster import http, poll, running
+import requests
+
+from .cluster import http, ndjson_lines, poll, running
 
 
 def _put(url: str, key: str, value: bytes) -> None:
@@ -187,3 +189,25 @@ def test_restore_from_file_backup(tmp_path: Path) -> None:
         restored_line = next(x for x in lines if x["msg"] == "restored from backup")
         assert restored_line["node"] == leader.id and restored_line["index"] > 1
         assert any(x["msg"] == "became leader" and x["term"] >= 1 for x in lines)
+
+
+def test_sigterm_ends_open_streams_and_the_node_exits_at_once(tmp_path: Path) -> None:
+    # A watch whose client kept reading held the node's exit for 120 s (aiohttp's
+    # shutdown waits for open handlers), past a pod's 30 s grace period: every such
+    # SIGTERM became a SIGKILL. Here it failed after 10 s (the next progress line).
+    with running(tmp_path, 1) as cluster:
+        node = cluster.leader()
+        watch = requests.get(node.app + "/v1/watch?prefix=w/", stream=True, timeout=30)
+        log = requests.get(node.app + "/v1/log?from_index=1", stream=True, timeout=30)
+        _put(node.app, "w/1", b"x")
+        assert http("POST", node.app + "/v1/log", data=b"cmd").status_code == 200
+        assert ndjson_lines(watch, 1, 10)[0]["key"] == "w/1"
+        assert base64.b64decode(ndjson_lines(log, 1, 10)[0]["data_b64"]) == b"cmd"
+        started = time.monotonic()
+        node.kill(signal.SIGTERM)
+        assert node.proc is not None and node.proc.returncode == 0
+        assert time.monotonic() - started < 5.0
+        assert 'msg="node stopped" code=0' in node.log_text()
+        # each stream ended cleanly (chunked terminator), so a client sees the end and resumes
+        assert [line for line in watch.iter_lines() if line] == []
+        assert [line for line in log.iter_lines() if line] == []

@@ -182,6 +182,7 @@ class AppApi:
         self.machine = machine
         self.forwarder = forwarder
         self.expiry = expiry
+        self._closing = False
 
     def add_routes(self, app: web.Application, prefix: str = "", writes_only: bool = False) -> None:
         writes = [
@@ -207,6 +208,7 @@ class AppApi:
                 web.get("/v1/status", self.status),
             ]
         )
+        app.on_shutdown.append(self._close_streams)
 
     # -- writes ------------------------------------------------------------
     def _write(
@@ -389,10 +391,21 @@ class AppApi:
         )
 
     # -- streams -------------------------------------------------------------
+    async def _close_streams(self, app: web.Application) -> None:
+        """At shutdown, end every watch and log stream: one whose client kept reading
+        held the node's exit for 120 s (aiohttp waits for open handlers), so a pod's
+        SIGTERM became a SIGKILL. Clients resume from their last revision or index."""
+        self._closing = True
+        self.node.wake_waiters()
+
+    def _moved_past(self, seen: int) -> Callable[[], bool]:
+        return lambda: self.node.applied > seen or self._closing
+
     async def _stream(
         self, request: web.Request, fetch: Callable[[], list[dict[str, Any]]]
     ) -> web.StreamResponse:
-        """NDJSON lines from ``fetch`` now and after every apply, until the client leaves."""
+        """NDJSON lines from ``fetch`` now and after every apply, until the client leaves
+        or the node shuts down."""
         try:
             lines = fetch()
         except CompactedError as exc:
@@ -406,8 +419,11 @@ class AppApi:
                     await response.write(
                         b"".join(json.dumps(line).encode() + b"\n" for line in lines)
                     )
-                seen = node.applied
-                changed = await node.wait_applied_past(seen, time.monotonic() + PROGRESS_SECONDS)
+                changed = await node.wait_condition(
+                    self._moved_past(node.applied), time.monotonic() + PROGRESS_SECONDS
+                )
+                if self._closing:
+                    break
                 if not changed:
                     lines = [{"type": "progress", "applied_index": node.applied}]
                     continue

@@ -371,7 +371,7 @@ class RaftNode:
             self.leader = leader
             self.forwarded.leader_changed_at = time.monotonic()
             self.reads.leader_changed()
-            self._notify_changed()
+            self.wake_waiters()
 
     def _announce_admin_url(self) -> None:
         """A leader records its admin URL in the log so followers can forward to it.
@@ -472,9 +472,11 @@ class RaftNode:
             _, _, future = heapq.heappop(waiters)
             if not future.done():
                 future.set_result(None)
-        self._notify_changed()
+        self.wake_waiters()
 
-    def _notify_changed(self) -> None:
+    def wake_waiters(self) -> None:
+        """Every ``wait_condition`` re-checks now (after an apply, a leader change, or
+        when a caller's own condition changed)."""
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -553,10 +555,6 @@ class RaftNode:
     async def wait_leader_change(self, leader: str, deadline: float) -> bool:
         """Wait until the known leader is no longer ``leader``; False at the deadline."""
         return await self.wait_condition(lambda: self.leader != leader, deadline)
-
-    async def wait_applied_past(self, index: int, deadline: float) -> bool:
-        """Wait until something past ``index`` is applied; False at the deadline."""
-        return await self.wait_condition(lambda: self.applied > index, deadline)
 
     def deadline(self) -> float:
         return time.monotonic() + self.config.request_timeout
