@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from raftpod_sidecar.bench.compare import EtcdNotFoundError, find_etcd
+from raftpod_sidecar.bench.compare import EtcdNotFoundError, find_etcd, node_args
 from raftpod_sidecar.bench.workloads import PRESETS
 
 QUICK = PRESETS["quick"]
@@ -104,3 +104,40 @@ def test_compare_quick_measures_both_systems(tmp_path: Path) -> None:
     assert set(rows) == set(expected)
     assert all(row["ops x"] > 0 for row in rows.values())
     assert "write-seq" in proc.stdout  # the terminal table
+
+
+def test_a_named_etcd_that_is_not_there_is_refused_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "no-etcd")
+    with pytest.raises(EtcdNotFoundError, match=f"--etcd {missing}: not an executable file"):
+        find_etcd(missing)
+    monkeypatch.setenv("RAFTPOD_ETCD", missing)
+    with pytest.raises(EtcdNotFoundError, match=f"RAFTPOD_ETCD {missing}: not an executable"):
+        find_etcd()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("--bogus", "not flags a raftpod node takes"),
+        ("--event-loop", "not flags a raftpod node takes"),
+        ("--heartbeat-ms 'x", "No closing quotation"),
+        ("--election-timeout-ms 300:150", "--election-timeout-ms"),
+    ],
+)
+def test_raftpod_args_a_node_would_refuse_stop_the_run_before_it_starts(
+    text: str, says: str
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        node_args(text)
+    message = str(refused.value.code)
+    assert message.startswith("raftpod-bench compare: --raftpod-args"), message
+    assert says in message
+
+
+def test_raftpod_args_nodes_take_pass_through_as_argv() -> None:
+    assert node_args("--event-loop asyncio --heartbeat-ms 40") == [
+        "--event-loop", "asyncio", "--heartbeat-ms", "40",
+    ]  # fmt: skip
+    assert node_args("") == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from raftpod_sidecar.bench.report import comparison_rows, goals, timing_rows
+from raftpod_sidecar.bench.report import comparison_rows, goals, timing_rows, write_results
 
 
 def _workload(name: str, ops_per_s: float, p50: float, p99: float) -> dict[str, Any]:
@@ -70,3 +72,17 @@ def test_a_ratio_just_below_the_goal_does_not_round_up_to_it() -> None:
     (lin,) = [g for g in goals(doc) if g["goal"].startswith("linearizable")]
     assert lin["measured"] == 1.496  # 1.50 in the table, which rounds to 2 decimals
     assert lin["met"] is False
+
+
+def test_a_run_with_a_failed_system_leaves_latest_as_it_was(tmp_path: Path) -> None:
+    good = {"systems": {"raftpod": {"workloads": []}}, "run": "good"}
+    written = write_results(good, tmp_path, "20260101T000000Z", latest=True)
+    assert tmp_path / "latest.json" in written
+    failed = {"systems": {"raftpod": {"error": "n2 exited with 2"}}, "run": "failed"}
+    written = write_results(failed, tmp_path, "20260101T000100Z", latest=False)
+    assert all(path.name.startswith("20260101T000100Z") for path in written)
+    assert json.loads((tmp_path / "latest.json").read_text())["run"] == "good"
+    assert json.loads((tmp_path / "20260101T000100Z.json").read_text())["run"] == "failed"
+    if (tmp_path / "latest.png").exists():  # matplotlib installed: the chart follows the data
+        chart = (tmp_path / "20260101T000000Z.png").read_bytes()
+        assert (tmp_path / "latest.png").read_bytes() == chart

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import config as config_mod
+from ..devcluster import node_commands
 from .clusters import (
     HTTP_ERRORS,
     Cluster,
@@ -59,8 +61,16 @@ class EtcdNotFoundError(RuntimeError):
 
 
 def find_etcd(explicit: str | None = None) -> Path:
-    """The etcd binary: ``explicit``, ``$RAFTPOD_ETCD``, ``scripts/testbin path etcd``, PATH."""
-    candidates = [explicit, os.environ.get("RAFTPOD_ETCD")]
+    """The etcd binary: ``explicit``, ``$RAFTPOD_ETCD``, ``scripts/testbin path etcd``, PATH.
+
+    A path the user named (flag or variable) is used or refused, never passed over
+    for another etcd."""
+    for source, named in (("--etcd", explicit), ("RAFTPOD_ETCD", os.environ.get("RAFTPOD_ETCD"))):
+        if named:
+            if not _executable(named):
+                raise EtcdNotFoundError(f"{source} {named}: not an executable file")
+            return Path(named)
+    candidates: list[str | None] = []
     testbin = REPO_ROOT / "scripts" / "testbin"
     if testbin.exists():
         try:
@@ -76,12 +86,34 @@ def find_etcd(explicit: str | None = None) -> Path:
         candidates.append(out or None)
     candidates.append(shutil.which("etcd"))
     for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+        if candidate and _executable(candidate):
             return Path(candidate)
     raise EtcdNotFoundError(
         "no etcd binary found: build it with `scripts/testbin build etcd`, or pass --etcd PATH"
         " or set RAFTPOD_ETCD"
     )
+
+
+def _executable(path: str) -> bool:
+    return Path(path).is_file() and os.access(path, os.X_OK)
+
+
+def node_args(text: str) -> list[str]:
+    """``--raftpod-args`` as argv, refused before anything starts if a node would refuse it."""
+    try:
+        extra = shlex.split(text)
+    except ValueError as exc:
+        raise SystemExit(f"raftpod-bench compare: --raftpod-args {text!r}: {exc}") from None
+    command = node_commands(1, Path("data"), 7000, "127.0.0.1", extra)[0]
+    try:
+        config_mod.parse(command[command.index("--id") :])
+    except config_mod.ConfigError as exc:
+        raise SystemExit(f"raftpod-bench compare: --raftpod-args: {exc}") from None
+    except SystemExit:  # argparse printed what it did not take
+        raise SystemExit(
+            f"raftpod-bench compare: --raftpod-args {text!r}: not flags a raftpod node takes"
+        ) from None
+    return extra
 
 
 def _progress(message: str) -> None:
@@ -191,8 +223,11 @@ def run_compare(
     doc["comparison"] = comparison_rows(doc)
     doc["timings"] = timing_rows(doc)
     doc["goals"] = goals(doc)
-    for path in write_results(doc, out_dir, stamp):
+    complete = not any("error" in d for d in doc["systems"].values())
+    for path in write_results(doc, out_dir, stamp, latest=complete):
         _progress(f"wrote {path}")
+    if not complete:
+        _progress(f"left {out_dir}/latest.* as they were: a system failed")
     return doc
 
 
@@ -239,7 +274,7 @@ def compare_command(args: argparse.Namespace) -> list[dict[str, Any]]:
     except (EtcdNotFoundError, ProfilerMissingError) as exc:
         raise SystemExit(f"raftpod-bench compare: {exc}") from None
     profile_dir = Path(args.profile) if args.profile else None
-    raftpod_args = shlex.split(args.raftpod_args)
+    raftpod_args = node_args(args.raftpod_args)
     doc = run_compare(
         preset,
         Path(args.out),

@@ -213,19 +213,22 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 # -- output -------------------------------------------------------------------------
 
 
-def write_results(doc: dict[str, Any], out_dir: Path, stamp: str) -> list[Path]:
-    """``<stamp>.json``, ``latest.json`` and, with matplotlib, the two charts; returns paths."""
+def write_results(doc: dict[str, Any], out_dir: Path, stamp: str, latest: bool) -> list[Path]:
+    """``<stamp>.json`` and, with matplotlib, ``<stamp>.png``; copied to ``latest.*`` when
+    ``latest`` (a run in which a system failed must not replace the last good one).
+    Returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=2) + "\n"
-    written = []
-    for name in (f"{stamp}.json", "latest.json"):
-        (out_dir / name).write_text(text, encoding="utf-8")
-        written.append(out_dir / name)
+    data = out_dir / f"{stamp}.json"
+    data.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    written = [data]
     chart = out_dir / f"{stamp}.png"
     if write_chart(doc, chart):
-        latest = out_dir / "latest.png"
-        latest.write_bytes(chart.read_bytes())
-        written += [chart, latest]
+        written.append(chart)
+    if latest:
+        for path in list(written):
+            copy = out_dir / ("latest" + path.suffix)
+            copy.write_bytes(path.read_bytes())
+            written.append(copy)
     return written
 
 
@@ -282,7 +285,8 @@ def write_chart(doc: dict[str, Any], path: Path) -> bool:
         ylabel="latency, ms (log)",
         yscale="log",
     )
-    writes.legend(fontsize=8)
+    if writes.get_legend_handles_labels()[0]:
+        writes.legend(fontsize=8)
     reads.set(
         title="reads (o p50, x p99; blue raftpod, orange etcd)",
         xlabel="ops/s",
