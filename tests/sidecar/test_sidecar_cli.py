@@ -53,6 +53,10 @@ def test_flags_env_twins_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path:
         (["--id", "n1", "--data-dir", "d", "--join", "somewhere"], "admin URL"),
         (["--id", "n1", "--data-dir", "d", "--peers", "n1=a:1", "--snapshot-entries", "0"],
          "positive integer"),
+        (["--id", "n/1", "--data-dir", "d", "--peers", "n/1=a:1"], "--id: node id 'n/1' must be"),
+        (["--id", "bad id", "--data-dir", "d", "--join", "http://x:7002"], "node id 'bad id'"),
+        (["--id", "n1", "--data-dir", "d", "--peers", "n1=a:1,-n2=b:1"],
+         "--peers: node id '-n2' must be 1-253 letters"),
     ],
 )  # fmt: skip
 def test_invalid_flags_are_clear_errors(argv: list[str], message: str) -> None:

@@ -159,6 +159,14 @@ def test_join_promote_and_remove_members(tmp_path: Path) -> None:
         assert http("GET", leader.app + "/v1/kv/after-change").content == b"ok"
         bad = http("POST", leader.admin + "/admin/members", json={"id": "n9"})
         assert bad.status_code == 400
+        for doc, says in [
+            ({"id": "n9", "address": "127.0.0.1:x"}, "address must be host:port"),
+            ({"id": "n/9", "address": "127.0.0.1:7000"}, "node id 'n/9' must be"),
+            ({"id": "n 9", "address": "127.0.0.1:7000"}, "node id 'n 9' must be"),
+        ]:
+            bad = http("POST", leader.admin + "/admin/members", json=doc)
+            assert bad.status_code == 400 and says in bad.json()["message"], bad.text
+        assert "n9" not in {m["id"] for m in leader.status()["members"]}
         # the leader removing itself hands leadership over first, then is removed
         itself = http("DELETE", leader.admin + f"/admin/members/{leader.id}")
         assert itself.status_code == 200, itself.text

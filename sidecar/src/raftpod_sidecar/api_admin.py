@@ -19,6 +19,7 @@ from aiohttp import web
 
 from . import backup
 from .api_app import AppApi
+from .config import ConfigError, check_node_id, parse_host_port
 from .forwarding import INTERNAL_APP_PREFIX, Forwarder
 from .httputil import ApiError, Handler, json_response, read_json
 from .logs import event
@@ -212,8 +213,19 @@ class AdminApi:
         node_id, address = doc.get("id"), doc.get("address")
         if not isinstance(node_id, str) or not node_id:
             raise ApiError(400, "bad_request", "id must be a non-empty string")
-        if not isinstance(address, str) or ":" not in address:
-            raise ApiError(400, "bad_request", "address must be host:port of the peer listener")
+        try:
+            check_node_id("id", node_id)
+        except ConfigError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        bad_address = ApiError(
+            400, "bad_request", f"address must be host:port of the peer listener, got {address!r}"
+        )
+        if not isinstance(address, str):
+            raise bad_address
+        try:
+            parse_host_port("address", address)
+        except ConfigError:
+            raise bad_address from None
         if doc.get("voter", False) is not False:
             raise ApiError(
                 400,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import time
 from collections.abc import Sequence
@@ -114,7 +115,7 @@ class NodeConfig:
 
 # name, default, help; the environment twin is RAFTPOD_<NAME upper, '-' -> '_'>
 _FLAGS: tuple[tuple[str, str | None, str], ...] = (
-    ("id", None, "this node's id, e.g. n1 (required)"),
+    ("id", None, "this node's id, e.g. n1 or a pod name (letters, digits, . _ -; required)"),
     ("data-dir", None, "directory for the WAL and snapshots (required)"),
     ("peer-listen", "0.0.0.0:7000", "host:port for peer RPC"),
     ("api-listen", "127.0.0.1:7001", "host:port for the app API (keep it on loopback)"),
@@ -176,12 +177,26 @@ def parse_host_port(flag: str, text: str) -> HostPort:
     return HostPort(host.strip("[]"), int(port))
 
 
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+"""What a member id may be: any pod name fits; no '/', ',', '=' or spaces, which would
+break the admin URLs (/admin/members/{id}), --peers and the logs."""
+
+
+def check_node_id(where: str, node_id: str) -> None:
+    if not NODE_ID.fullmatch(node_id):
+        raise ConfigError(
+            f"{where}: node id {node_id!r} must be 1-253 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+
+
 def parse_peers(text: str) -> dict[str, str]:
     peers: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         node_id, sep, address = item.partition("=")
         if not sep or not node_id or not address:
             raise ConfigError(f"--peers: expected id=host:port,... got item {item!r}")
+        check_node_id("--peers", node_id)
         parse_host_port("peers", address)
         if node_id in peers:
             raise ConfigError(f"--peers: id {node_id!r} appears twice")
@@ -251,6 +266,7 @@ def from_args(args: argparse.Namespace) -> NodeConfig:
     """Validate parsed flags into a ``NodeConfig`` or raise ``ConfigError``."""
     if not args.id:
         raise ConfigError("--id is required (or RAFTPOD_ID), e.g. --id n1")
+    check_node_id("--id", args.id)
     if not args.data_dir:
         raise ConfigError("--data-dir is required (or RAFTPOD_DATA_DIR)")
     peers = parse_peers(args.peers or "")
