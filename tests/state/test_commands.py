@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import msgpack
@@ -125,6 +126,14 @@ def test_check_rejects_at_encode_time() -> None:
         encode(Put("", b"v"), check=True)
     with pytest.raises(InvalidCommandError, match="encode"):
         encode(Put("\ud800", b"v"), check=True)  # a lone surrogate is not UTF-8
+    # beyond 64 bits msgpack refuses before any field check; between 2**63 and 2**64
+    # the field check names the field
+    for huge, says in (
+        (10**23, "integers are at most 9223372036854775807"),
+        (2**63, "lease must be an integer in [0, 9223372036854775807]"),
+    ):
+        with pytest.raises(InvalidCommandError, match=re.escape(says)):
+            encode(Put("k", b"v", lease=huge), check=True)
     unchecked = encode(Put("", b"v"))  # what a buggy proposer could put in the log
     with pytest.raises(InvalidCommandError):
         decode(unchecked)

@@ -37,11 +37,15 @@ from .metrics import NodeMetrics
 from .node import RaftNode
 from .raft.messages import ConfState, HardState, Member, Snapshot, SnapshotMeta
 from .raft.node import Config, RawNode, bootstrap_snapshot
+from .state.commands import MAX_KEY_BYTES
 from .state.machine import StateMachine
 from .storage import DurableStorage
 from .transport import PeerTransport, TlsContexts, TlsFiles
 
 JOIN_TIMEOUT_SECONDS = 60.0
+MAX_REQUEST_LINE = 3 * MAX_KEY_BYTES + 4096
+"""A key of MAX_KEY_BYTES percent-encoded (3 characters a byte) plus a query fits
+(aiohttp's default of 8190 refused such keys with a plain-text 400)."""
 
 
 class StartupError(Exception):
@@ -157,7 +161,9 @@ def _listening(flag: str, address: object) -> Iterator[None]:
 async def _serve_http(
     app: web.Application, host: str, port: int, ctx: ssl.SSLContext | None
 ) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, max_line_size=MAX_REQUEST_LINE
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ctx, reuse_address=True)
     await site.start()

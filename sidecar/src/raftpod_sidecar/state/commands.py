@@ -26,6 +26,7 @@ import msgpack
 from raftpod_sidecar.state.errors import InvalidCommandError
 
 MAX_KEY_BYTES = 4096
+INT64_MAX = 2**63 - 1
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 
 
@@ -129,7 +130,11 @@ def encode(cmd: Command, *, check: bool = False) -> bytes:
     """The entry payload for ``cmd``; ``check`` validates it (InvalidCommandError)."""
     try:
         data: bytes = msgpack.packb(_to_array(cmd), use_bin_type=True)
-    except (TypeError, ValueError, UnicodeEncodeError, OverflowError) as exc:
+    except OverflowError as exc:  # beyond 64 bits: no field check below would see it
+        raise InvalidCommandError(
+            f"a number in the request is out of range: integers are at most {INT64_MAX}"
+        ) from exc
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise InvalidCommandError(f"cannot encode command: {exc}") from exc
     if check:
         decode(data)
@@ -196,7 +201,7 @@ def _key(value: Any, what: str = "key", *, allow_empty: bool = False) -> str:
     return value
 
 
-def _int(value: Any, what: str, low: int = 0, high: int = 2**63 - 1) -> int:
+def _int(value: Any, what: str, low: int = 0, high: int = INT64_MAX) -> int:
     if type(value) is not int or not low <= value <= high:
         raise InvalidCommandError(f"{what} must be an integer in [{low}, {high}]")
     return value
