@@ -37,6 +37,8 @@ def test_a_range_prints_a_total(capsys: pytest.CaptureFixture[str]) -> None:
         ["--seed", "1", "--nodes", "0"],
         ["--seeds", "0..2", "--trace", "x"],
         ["--steps", "10"],
+        ["--seed", "1", "--trace-lines", "-1"],
+        ["--seed", "1", "--trace", "/nonexistent-dir/trace.txt"],  # refused before the run
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:

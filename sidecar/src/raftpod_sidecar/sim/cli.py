@@ -61,12 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if args.nodes < 1 or args.steps < 1 or args.jobs < 1:
         parser.error("--nodes, --steps and --jobs must be at least 1")
+    if args.trace_lines < 0:
+        parser.error("--trace-lines must not be negative")
     if args.trace and args.seed is None:
         parser.error("--trace needs --seed")
 
     if args.trace:
-        traced = run(SimOptions(args.seed, args.nodes, args.steps, faults), trace=True)
-        with open(args.trace, "w", encoding="utf-8") as out:
+        try:  # opened first: a bad path should not cost a whole run
+            out = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            parser.error(f"--trace {args.trace}: {exc.strerror}")
+        with out:
+            traced = run(SimOptions(args.seed, args.nodes, args.steps, faults), trace=True)
             out.writelines(line + "\n" for line in traced.trace)
 
     options: Iterator[SimOptions] = (SimOptions(s, args.nodes, args.steps, faults) for s in seeds)
