@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+import urllib.parse
 from collections.abc import Sequence
+from typing import NoReturn
 
 from raftpod_operator import __version__
 
@@ -56,14 +58,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness",
         metavar="URL",
+        type=_liveness,
         default=None,
         help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
     )
-    run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port, 0 to disable")
+    run.add_argument(
+        "--metrics-port", type=_port, default=9090, help="Prometheus port, 0 to disable"
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log more")
     run.add_argument("--debug", action="store_true", help="log everything kopf does")
     commands.add_parser("crd", help="print the RaftCluster CRD YAML")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _liveness(text: str) -> str:
+    url = urllib.parse.urlsplit(text)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme != "http" or not url.hostname or port is None:
+        raise argparse.ArgumentTypeError(
+            f"expected http://host:port/path, e.g. http://0.0.0.0:8080/healthz, got {text!r}"
+        )
+    return text
 
 
 def _priority(text: str) -> int:
@@ -75,18 +99,35 @@ def _priority(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer or random, got {text!r}") from None
 
 
+def _fail(message: str) -> NoReturn:
+    print(f"raftpod-operator run: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _run(args: argparse.Namespace) -> int:
     import kopf
+    from kubernetes.config import ConfigException
     from prometheus_client import CollectorRegistry, start_http_server
 
     from raftpod_operator import handlers
+    from raftpod_operator.kube import load_configuration
     from raftpod_operator.metrics import OperatorMetrics
 
+    try:  # kopf would retry a missing configuration every minute, for ever
+        load_configuration()
+    except ConfigException as exc:
+        _fail(
+            f"no Kubernetes API to talk to ({exc}): run it in a pod with a service account,"
+            " or point KUBECONFIG (or ~/.kube/config) at a cluster"
+        )
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
     metrics = OperatorMetrics(CollectorRegistry())
     if args.metrics_port:
-        start_http_server(args.metrics_port, registry=metrics.registry)
+        try:
+            start_http_server(args.metrics_port, registry=metrics.registry)
+        except OSError as exc:
+            _fail(f"--metrics-port {args.metrics_port}: cannot listen: {exc.strerror or exc}")
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         registry=registry,

@@ -139,8 +139,9 @@ class KubeApi:
         return str(result.get("major", "0")), str(result.get("minor", "0"))
 
 
-def from_environment(session: aiohttp.ClientSession) -> KubeApi:
-    """A `KubeApi` with the in-cluster service account, else the current kubeconfig context."""
+def load_configuration() -> Any:
+    """The in-cluster service account, else the current kubeconfig context, as a
+    ``kubernetes.client.Configuration``; ``ConfigException`` when there is neither."""
     from kubernetes import client, config
 
     configuration = client.Configuration()
@@ -148,6 +149,12 @@ def from_environment(session: aiohttp.ClientSession) -> KubeApi:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration
+
+
+def from_environment(session: aiohttp.ClientSession) -> KubeApi:
+    """A `KubeApi` with the in-cluster service account, else the current kubeconfig context."""
+    configuration = load_configuration()
     context: ssl.SSLContext | bool
     if configuration.verify_ssl:
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
