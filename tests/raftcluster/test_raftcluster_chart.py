@@ -143,3 +143,24 @@ def test_kopf_may_watch_crds_and_no_rule_uses_wildcards(sets: tuple[str, ...]) -
                 assert "*" not in rule[field], rule
     in_roles = [granted(r["rules"]).get(crd_key) for r in by_kind(docs, "Role")]
     assert not any(in_roles), "CRDs are cluster-scoped: a Role cannot grant them"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("replicas=two", "at '/replicas': got string, want integer"),
+        ("replica=3", "additional properties 'replica' not allowed"),  # a typo is not ignored
+        ("metrics.port=70000", "at '/metrics/port'"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+        ("watchNamespaces={Bad_NS}", "at '/watchNamespaces/0'"),
+        ("peering.name=Not/A/Name", "at '/peering/name'"),
+    ],
+)
+def test_values_that_do_not_fit_are_refused_naming_the_field(value: str, says: str) -> None:
+    args = [str(helm()), "template", "rel", str(CHART), "--kube-version", "1.31.0"]
+    done = subprocess.run(
+        [*args, "--set", value], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    assert "values don't meet the specifications of the schema" in done.stderr
+    assert says in done.stderr, done.stderr
