@@ -160,6 +160,23 @@ def test_dev_cluster_refuses_ports_in_use_before_starting_any_node(tmp_path: Pat
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("nodes", [2, 5])
+def test_dev_cluster_refuses_another_size_over_an_existing_cluster(
+    tmp_path: Path, nodes: int
+) -> None:
+    # nodes added this way bootstrapped their own membership and stayed pre-candidates
+    for name in ("n1", "n2", "n3"):
+        (tmp_path / "data" / name / "wal").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster", "--nodes", str(nodes),
+         "--data-dir", str(tmp_path / "data"), "--base-port", str(free_port_base(60))],
+        capture_output=True, check=False, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "holds a cluster of n1, n2, n3; run it with --nodes 3" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["n1", "n2", "n3"]
+
+
 def test_a_node_process_freezes_its_start_up_objects_and_widens_the_young_generation() -> None:
     probe = (
         "import gc; from raftpod_sidecar.cli import tune_gc, GC_YOUNG_THRESHOLD as T;"

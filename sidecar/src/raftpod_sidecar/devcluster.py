@@ -52,6 +52,14 @@ def taken_ports(nodes: int, base_port: int, host: str) -> list[str]:
     return taken
 
 
+def existing_nodes(data_dir: Path) -> list[str]:
+    """Node names with data under ``data_dir`` (a WAL), in order."""
+    if not data_dir.is_dir():
+        return []
+    found = [d.name for d in data_dir.iterdir() if d.name.startswith("n") and (d / "wal").is_dir()]
+    return sorted(found, key=lambda name: (len(name), name))
+
+
 def node_commands(
     nodes: int, data_dir: Path, base_port: int, host: str, extra: Sequence[str]
 ) -> list[list[str]]:
@@ -120,6 +128,17 @@ def main(argv: Sequence[str]) -> int:
         )
         return 2
     data_dir = Path(args.data_dir).resolve()
+    found = existing_nodes(data_dir)
+    if found and found != [f"n{i}" for i in range(1, args.nodes + 1)]:
+        # new nodes would bootstrap a different membership and never be let in
+        print(
+            f"dev-cluster: error: {data_dir} holds a cluster of {', '.join(found)};"
+            f" run it with --nodes {len(found)}, or give another --data-dir for"
+            f" {args.nodes} nodes (members of a running cluster change through the"
+            " admin API)",
+            file=sys.stderr,
+        )
+        return 2
     data_dir.mkdir(parents=True, exist_ok=True)
     stopping = False
 
