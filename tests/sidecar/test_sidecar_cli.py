@@ -177,6 +177,21 @@ def test_dev_cluster_refuses_another_size_over_an_existing_cluster(
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["n1", "n2", "n3"]
 
 
+def test_dev_cluster_whose_nodes_all_fail_says_so_and_exits_1(tmp_path: Path) -> None:
+    # they used to fail before the first look, and the command said only "all nodes
+    # stopped", with status 0
+    done = subprocess.run(
+        [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster", "--data-dir",
+         str(tmp_path / "data"), "--base-port", str(free_port_base(3 * PORT_STRIDE)),
+         "--", "--restore-from", (tmp_path / "no-backups").as_uri()],
+        capture_output=True, check=False, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    for i in (1, 2, 3):
+        assert f"dev-cluster: n{i} exited with status 2" in done.stdout
+    assert "--restore-from: no backups under" in done.stdout + done.stderr
+
+
 def test_a_node_process_freezes_its_start_up_objects_and_widens_the_young_generation() -> None:
     probe = (
         "import gc; from raftpod_sidecar.cli import tune_gc, GC_YOUNG_THRESHOLD as T;"

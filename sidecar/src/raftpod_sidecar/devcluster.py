@@ -5,7 +5,8 @@ peer ``P+10(i-1)``, app ``+1``, admin ``+2`` (they share 127.0.0.1, so ports
 must differ). Data lives in ``DIR/n<i>``, so a second run resumes the same
 cluster. Ctrl-C or SIGTERM is forwarded to every node, which then shut down
 cleanly; the command waits for them. A node that dies is reported and not
-restarted. Flags after ``--`` are passed to every node.
+restarted, and makes the command's exit status 1. Flags after ``--`` are passed
+to every node.
 """
 
 from __future__ import annotations
@@ -166,13 +167,18 @@ def main(argv: Sequence[str]) -> int:
         "Ctrl-C stops all nodes.",
         flush=True,
     )
-    reported: set[int] = set()
-    while not stopping and any(p.poll() is None for p in procs):
+    exited: dict[int, int] = {}  # nodes that stopped on their own, by number
+
+    def report_exits() -> None:
         for i, proc in enumerate(procs, start=1):
-            if proc.poll() is not None and i not in reported:
-                reported.add(i)
+            if proc.poll() is not None and i not in exited:
+                exited[i] = proc.returncode
                 print(f"dev-cluster: n{i} exited with status {proc.returncode}", flush=True)
+
+    while not stopping and any(p.poll() is None for p in procs):
+        report_exits()
         time.sleep(POLL_SECONDS)
+    report_exits()
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -184,4 +190,4 @@ def main(argv: Sequence[str]) -> int:
             proc.kill()
             proc.wait()
     print("dev-cluster: all nodes stopped", flush=True)
-    return 0
+    return 1 if any(exited.values()) else 0
