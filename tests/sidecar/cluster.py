@@ -117,7 +117,7 @@ class Node:
         assert not self.alive, f"{self.id} is already running"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=_env()
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=child_env()
             )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -137,7 +137,8 @@ class Node:
         return self.log_path.read_text(errors="replace")
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """This environment without RAFTPOD_* (a node reads those as flags), unbuffered."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -18,7 +18,7 @@ from raftpod_sidecar.bench.clusters import free_port_base
 from raftpod_sidecar.config import ConfigError, parse
 from raftpod_sidecar.devcluster import PORT_STRIDE
 
-from .cluster import http, poll
+from .cluster import child_env, http, poll
 
 
 def test_flags_env_twins_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -64,12 +64,17 @@ def test_invalid_flags_are_clear_errors(argv: list[str], message: str) -> None:
         parse(argv)
 
 
-def _run_node(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
+CLI = [sys.executable, "-m", "raftpod_sidecar.cli"]
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "raftpod_sidecar.cli", "--id", "n1", *args],
-        capture_output=True, check=False, text=True, timeout=60, env=env,
-    )  # fmt: skip
+        [*CLI, *args], capture_output=True, check=False, text=True, timeout=60, env=child_env()
+    )
+
+
+def _run_node(*args: str) -> subprocess.CompletedProcess[str]:
+    return _run_cli("--id", "n1", *args)
 
 
 def test_bad_flags_exit_2_with_the_reason(tmp_path: Path) -> None:
@@ -111,13 +116,12 @@ def test_restore_from_a_corrupt_backup_refuses_to_start(tmp_path: Path) -> None:
 
 def test_dev_cluster_starts_serves_and_stops(tmp_path: Path) -> None:
     base = free_port_base(3 * PORT_STRIDE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTPOD_")}
     out = tmp_path / "out.txt"
     with open(out, "wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster", "--nodes", "3",
+            [*CLI, "dev-cluster", "--nodes", "3",
              "--data-dir", str(tmp_path / "data"), "--base-port", str(base)],
-            stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=sink, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
         )  # fmt: skip
     try:
         admin = f"http://127.0.0.1:{base + 2}"
@@ -149,11 +153,9 @@ def test_dev_cluster_refuses_ports_in_use_before_starting_any_node(tmp_path: Pat
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 12))  # n2's admin port
         taken.listen()
-        done = subprocess.run(
-            [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster",
-             "--data-dir", str(tmp_path / "data"), "--base-port", str(base)],
-            capture_output=True, check=False, text=True, timeout=60,
-        )  # fmt: skip
+        done = _run_cli(
+            "dev-cluster", "--data-dir", str(tmp_path / "data"), "--base-port", str(base)
+        )
     assert done.returncode == 2
     assert f"already in use: 127.0.0.1:{base + 12} (n2 admin);" in done.stderr
     assert "--base-port" in done.stderr
@@ -167,10 +169,9 @@ def test_dev_cluster_refuses_another_size_over_an_existing_cluster(
     # nodes added this way bootstrapped their own membership and stayed pre-candidates
     for name in ("n1", "n2", "n3"):
         (tmp_path / "data" / name / "wal").mkdir(parents=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster", "--nodes", str(nodes),
-         "--data-dir", str(tmp_path / "data"), "--base-port", str(free_port_base(60))],
-        capture_output=True, check=False, text=True, timeout=60,
+    done = _run_cli(
+        "dev-cluster", "--nodes", str(nodes),
+        "--data-dir", str(tmp_path / "data"), "--base-port", str(free_port_base(60)),
     )  # fmt: skip
     assert done.returncode == 2
     assert "holds a cluster of n1, n2, n3; run it with --nodes 3" in done.stderr
@@ -180,11 +181,10 @@ def test_dev_cluster_refuses_another_size_over_an_existing_cluster(
 def test_dev_cluster_whose_nodes_all_fail_says_so_and_exits_1(tmp_path: Path) -> None:
     # they used to fail before the first look, and the command said only "all nodes
     # stopped", with status 0
-    done = subprocess.run(
-        [sys.executable, "-m", "raftpod_sidecar.cli", "dev-cluster", "--data-dir",
-         str(tmp_path / "data"), "--base-port", str(free_port_base(3 * PORT_STRIDE)),
-         "--", "--restore-from", (tmp_path / "no-backups").as_uri()],
-        capture_output=True, check=False, text=True, timeout=60,
+    done = _run_cli(
+        "dev-cluster", "--data-dir", str(tmp_path / "data"),
+        "--base-port", str(free_port_base(3 * PORT_STRIDE)),
+        "--", "--restore-from", (tmp_path / "no-backups").as_uri(),
     )  # fmt: skip
     assert done.returncode == 1
     for i in (1, 2, 3):
