@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from .storage.durable import WAL_DIR
+
 PORT_STRIDE = 10
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.2
@@ -57,7 +59,9 @@ def existing_nodes(data_dir: Path) -> list[str]:
     """Node names with data under ``data_dir`` (a WAL), in order."""
     if not data_dir.is_dir():
         return []
-    found = [d.name for d in data_dir.iterdir() if d.name.startswith("n") and (d / "wal").is_dir()]
+    found = [
+        d.name for d in data_dir.iterdir() if d.name.startswith("n") and (d / WAL_DIR).is_dir()
+    ]
     return sorted(found, key=lambda name: (len(name), name))
 
 

@@ -41,6 +41,8 @@ from .walops import Op, decode_group, encode_group
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
 DEFAULT_KEEP_SNAPSHOTS = 2
+WAL_DIR, SNAP_DIR = "wal", "snap"
+"""Under a data dir: a node that ever started has ``WAL_DIR``."""
 
 
 class _Log(MemoryStorage):
@@ -111,10 +113,10 @@ class DurableStorage:
     ) -> None:
         self.data_dir = data_dir
         self._log = log
-        self._snap_dir = data_dir / "snap"
+        self._snap_dir = data_dir / SNAP_DIR
         self._keep_snapshots = keep_snapshots
         self._state = state
-        self._wal = WalWriter(data_dir / "wal", last_seq, segment_bytes, on_fsync)
+        self._wal = WalWriter(data_dir / WAL_DIR, last_seq, segment_bytes, on_fsync)
         if self._wal.size == 0:
             # every segment starts with the state it continues from (see _recover)
             self._wal.append(self._base_record())
@@ -150,8 +152,8 @@ class DurableStorage:
         Raises ``WalCorruptError``/``SnapshotCorruptError`` rather than serve damage.
         """
         root = Path(data_dir)
-        wal_dir = root / "wal"
-        snap_dir = root / "snap"
+        wal_dir = root / WAL_DIR
+        snap_dir = root / SNAP_DIR
         wal_dir.mkdir(parents=True, exist_ok=True)
         snap_dir.mkdir(parents=True, exist_ok=True)
         snapshots.remove_temp_files(snap_dir)
