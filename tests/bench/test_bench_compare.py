@@ -46,6 +46,10 @@ def _check_workload(system: str, row: dict[str, Any]) -> None:
     ), where
     assert all(n["rss_max_mib"] > 0 for n in row["server"]["nodes"]), where
     assert row["server"]["cpu_cores"] > 0, where
+    if row["members"] == "all":
+        assert row["member"] is None, where
+    else:
+        assert row["member"] in [n["name"] for n in row["server"]["nodes"]], where
 
 
 @pytest.mark.slow
@@ -103,7 +107,15 @@ def test_compare_quick_measures_both_systems(tmp_path: Path) -> None:
     rows = {row["workload"]: row for row in doc["comparison"]}
     assert set(rows) == set(expected)
     assert all(row["ops x"] > 0 for row in rows.values())
-    assert "write-seq" in proc.stdout  # the terminal table
+    assert "write-seq-follower" in proc.stdout  # the terminal table
+    seq = {w["name"]: w for w in doc["systems"]["raftpod"]["workloads"]}
+    to_leader, via_follower = seq["write-seq-leader"], seq["write-seq-follower"]
+    assert (to_leader["members"], via_follower["members"]) == ("leader", "follower")
+    assert to_leader["member"] != via_follower["member"]
+    # a lone writer's leader does the most work (it sends to both followers and
+    # answers the client): the row went where it says
+    busiest = max(to_leader["server"]["nodes"], key=lambda n: n["cpu_cores"])
+    assert busiest["name"] == to_leader["member"]
 
 
 def test_a_named_etcd_that_is_not_there_is_refused_not_replaced(

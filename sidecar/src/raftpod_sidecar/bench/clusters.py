@@ -313,6 +313,17 @@ class Cluster:
     def member_ready(self, index: int) -> bool:
         raise NotImplementedError
 
+    def current_leader(self) -> int:
+        """Index of the member that leads, waiting until the cluster is ready if none is
+        known; ClusterError if there is still none."""
+        leader = self.leader_index()
+        if leader is None:
+            self.wait_ready()
+            leader = self.leader_index()
+        if leader is None:
+            raise ClusterError(f"{self.system}: no leader")
+        return leader
+
     def leader_index(self) -> int | None:
         """Index of the member that leads, as the running members see it; None if unknown."""
         raise NotImplementedError

@@ -76,7 +76,7 @@ def measure_failover(cluster: Cluster, trials: int) -> dict[str, Any]:
     times: list[float] = []
     failed = 0
     for trial in range(trials):
-        leader = _leader(cluster)
+        leader = cluster.current_leader()
         background = Generators(
             LoadJob(
                 system=cluster.system,
@@ -111,7 +111,7 @@ def measure_transfer(cluster: Cluster, trials: int) -> dict[str, Any]:
     times: list[float] = []
     failed = 0
     for _ in range(trials):
-        leader = _leader(cluster)
+        leader = cluster.current_leader()
         to = (leader + 1) % len(cluster.members)
         started = time.monotonic()
         try:
@@ -129,7 +129,7 @@ def measure_transfer(cluster: Cluster, trials: int) -> dict[str, Any]:
 
 def measure_catchup(cluster: Cluster, entries: int) -> dict[str, Any]:
     """Seconds from restarting a follower that missed ``entries`` writes to it applying them."""
-    leader = _leader(cluster)
+    leader = cluster.current_leader()
     follower = (leader + 1) % len(cluster.members)
     cluster.kill(follower)
     try:
@@ -146,7 +146,7 @@ def measure_catchup(cluster: Cluster, entries: int) -> dict[str, Any]:
                 seed=7,
             )
         )
-        indexes = cluster.log_indexes(_leader(cluster))
+        indexes = cluster.log_indexes(cluster.current_leader())
         if indexes is None:
             raise ClusterError(f"{cluster.system}: the leader did not report its commit index")
         target = indexes[0]
@@ -181,7 +181,7 @@ def measure_snapshot_install(cluster: RaftpodCluster, keys: int) -> dict[str, An
             key_order="sequential",
         )
     )
-    leader = _leader(cluster)
+    leader = cluster.current_leader()
     term = cluster.term(leader)
     size = cluster.take_snapshot(leader)
     # a snapshot taken on the leader's event loop once cost it its leadership
@@ -213,16 +213,6 @@ def _wait_applied(cluster: Cluster, index: int, target: int, started: float) -> 
             return round(time.monotonic() - started, 3)
         time.sleep(POLL_S)
     return None
-
-
-def _leader(cluster: Cluster) -> int:
-    leader = cluster.leader_index()
-    if leader is None:
-        cluster.wait_ready()
-        leader = cluster.leader_index()
-    if leader is None:
-        raise ClusterError(f"{cluster.system}: no leader")
-    return leader
 
 
 def _wait_leader(cluster: Cluster, index: int) -> bool:

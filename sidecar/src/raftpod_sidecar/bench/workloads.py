@@ -4,8 +4,10 @@ Each workload is the same for both systems except the read consistency, where
 the closest equivalents are paired: linearizable with linearizable, raftpod's
 lease and stale reads with etcd's serializable reads. Clients spread over all
 members (client i talks to member i mod 3), as an app per pod would with
-raftpod and as etcd's client balancer does. Every run is bounded by time and
-by an operation count.
+raftpod and as etcd's client balancer does; the one-client rows are run twice,
+against the leader and against a follower, since a lone client's latency
+depends on which of the two it talks to. Every run is bounded by time and by
+an operation count.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .clusters import Cluster, ResourceSampler
 from .loadgen import LoadJob, LoadResult, Operation, run_generators
@@ -22,6 +24,8 @@ from .targets import SystemName
 
 SATURATED_CPU = 0.9  # a generator process above this share of a core may be the bottleneck
 PREFILL_CLIENTS = 16
+
+Members = Literal["all", "leader", "follower"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class Workload:
     keys: int = 1000
     raftpod_read: str = "linearizable"
     etcd_read: str = "linearizable"
+    members: Members = "all"
+    """Whom the clients talk to: every member in turn, or only the leader or only one
+    follower (as found when the workload starts)."""
 
     def read_mode(self, system: SystemName) -> str:
         return self.raftpod_read if system == "raftpod" else self.etcd_read
@@ -55,7 +62,8 @@ class Preset:
     snapshot_keys: int  # 4 KiB values written before the snapshot-install run; 0 skips it
 
 
-SEQUENTIAL = Workload("write-seq", "write", 1)
+SEQUENTIAL_LEADER = Workload("write-seq-leader", "write", 1, members="leader")
+SEQUENTIAL_FOLLOWER = Workload("write-seq-follower", "write", 1, members="follower")
 WRITES_16 = Workload("write-16", "write", 16)
 WRITES_64 = Workload("write-64", "write", 64)
 WRITES_256 = Workload("write-256", "write", 256)
@@ -68,7 +76,8 @@ PRESETS = {
     "full": Preset(
         "full",
         (
-            SEQUENTIAL,
+            SEQUENTIAL_LEADER,
+            SEQUENTIAL_FOLLOWER,
             WRITES_16,
             WRITES_64,
             WRITES_256,
@@ -87,7 +96,15 @@ PRESETS = {
     ),
     "quick": Preset(
         "quick",
-        (SEQUENTIAL, WRITES_16, WRITES_64, WRITES_256, READS_LINEARIZABLE, READS_LEASE),
+        (
+            SEQUENTIAL_LEADER,
+            SEQUENTIAL_FOLLOWER,
+            WRITES_16,
+            WRITES_64,
+            WRITES_256,
+            READS_LINEARIZABLE,
+            READS_LEASE,
+        ),
         duration_s=2.5,
         warmup_s=0.5,
         max_ops=100_000,
@@ -99,7 +116,8 @@ PRESETS = {
     "smoke": Preset(
         "smoke",
         (
-            SEQUENTIAL,
+            SEQUENTIAL_LEADER,
+            SEQUENTIAL_FOLLOWER,
             Workload("write-16", "write", 16),
             Workload("read-linearizable-16", "read", 16),
             Workload("read-lease-16", "read", 16, raftpod_read="lease", etcd_read="serializable"),
@@ -137,9 +155,10 @@ def run_workload(
     """Run ``workload`` against ``cluster``; a second generator process if one saturated.
     With ``profile_dir``, raftpod nodes are recorded by py-spy meanwhile (which costs CPU,
     so the row says it was profiled)."""
+    endpoints, member = client_endpoints(cluster, workload.members)
     job = LoadJob(
         system=cluster.system,
-        endpoints=cluster.endpoints,
+        endpoints=endpoints,
         op=workload.op,
         clients=workload.clients,
         duration_s=preset.duration_s,
@@ -165,7 +184,19 @@ def run_workload(
         processes = 2
     row = describe(workload, job, result, sampler, saturated)
     row["profiled"] = profiled
+    row["members"] = workload.members
+    row["member"] = member
     return row
+
+
+def client_endpoints(cluster: Cluster, members: Members) -> tuple[tuple[str, ...], str | None]:
+    """The URLs the clients use, and the member's name when it is only one."""
+    if members == "all":
+        return cluster.endpoints, None
+    index = cluster.current_leader()
+    if members == "follower":
+        index = (index + 1) % len(cluster.members)
+    return (cluster.endpoints[index],), cluster.members[index].name
 
 
 def describe(
