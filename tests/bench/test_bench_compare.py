@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from raftpod_sidecar.bench import cli
 from raftpod_sidecar.bench.compare import EtcdNotFoundError, find_etcd, node_args
 from raftpod_sidecar.bench.workloads import PRESETS
 
@@ -153,3 +157,61 @@ def test_raftpod_args_nodes_take_pass_through_as_argv() -> None:
         "--event-loop", "asyncio", "--heartbeat-ms", "40",
     ]  # fmt: skip
     assert node_args("") == []
+
+
+@pytest.mark.parametrize("flag", ["--out", "--profile"])
+def test_a_folder_it_cannot_use_stops_the_run_before_it_starts(
+    tmp_path: Path, flag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a run puts its clusters
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["compare", "--smoke", "--systems", "raftpod", flag, str(blocker / "results")])
+    assert str(refused.value.code) == (
+        f"raftpod-bench compare: {flag} {blocker / 'results'}: Not a directory"
+    )
+    assert list(tmp_path.iterdir()) == [blocker], "it began a run before checking"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_sigterm_stops_the_clusters_it_started(tmp_path: Path) -> None:
+    """Nodes run in sessions of their own; SIGTERM must not leave them running."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the cluster's data dirs, in its args
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "raftpod_sidecar.bench.cli", "compare", "--smoke",
+         "--systems", "raftpod", "--out", str(tmp_path / "results")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(_processes_mentioning(f"{tmp_path}/raftpod-bench-")) < 3:
+            assert bench.poll() is None, bench.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the cluster never started"
+            time.sleep(0.05)
+        bench.send_signal(signal.SIGTERM)
+        code = bench.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _processes_mentioning(f"{tmp_path}/raftpod-bench-"):
+            assert time.monotonic() < deadline, "nodes outlived raftpod-bench"
+            time.sleep(0.05)
+        assert code == 128 + signal.SIGTERM  # the shell's convention for a SIGTERM exit
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        for pid in _processes_mentioning(f"{tmp_path}/raftpod-bench-"):
+            os.kill(pid, signal.SIGKILL)

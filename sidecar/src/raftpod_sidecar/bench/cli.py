@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
 from .compare import add_compare_parser
 from .core import run_core
@@ -36,18 +37,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_json(path: str, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump(rows, out, indent=2)
-        out.write("\n")
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
 
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return integer
 
 
 def _core(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -71,22 +70,48 @@ def _parser() -> argparse.ArgumentParser:
     core = commands.add_parser(
         "core", help="committed entries/s through a 3-node in-memory cluster, no faults"
     )
-    core.add_argument("--entries", type=positive_int, default=20_000, help="entries to commit")
-    core.add_argument("--entry-bytes", type=int, default=100, help="payload of each entry")
-    core.add_argument("--batch", type=positive_int, default=64, help="proposals per round")
-    core.add_argument("--json", default="bench-core.json", help="where to write the figures")
+    core.add_argument("--entries", type=at_least(1), default=20_000, help="entries to commit")
+    core.add_argument("--entry-bytes", type=at_least(0), default=100, help="payload of each entry")
+    core.add_argument("--batch", type=at_least(1), default=64, help="proposals per round")
+    core.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     core.set_defaults(run=_core)
     add_compare_parser(commands)
     return parser
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one benchmark. SIGTERM unwinds like Ctrl-C, so the clusters and load
+    generators it started (each in a session of its own) are stopped, not orphaned."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    rows: list[dict[str, Any]] = args.run(args)
-    print_table(rows)
+    out: IO[str] | None = None
     if args.json is not None:  # compare writes its own JSON under --out
-        write_json(args.json, rows)
+        try:  # opened first: a bad path is an error now, not after the run
+            out = open(args.json, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            parser.error(f"--json {args.json}: {exc.strerror}")
+    try:
+        rows: list[dict[str, Any]] = args.run(args)
+        print_table(rows)
+        if out is not None:
+            json.dump(rows, out, indent=2)
+            out.write("\n")
+            print(f"wrote {args.json}")
+    finally:
+        if out is not None:
+            out.close()
     return 0
 
 

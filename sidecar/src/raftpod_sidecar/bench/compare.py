@@ -260,6 +260,19 @@ def add_compare_parser(commands: Any) -> None:
     compare.set_defaults(run=compare_command, json=None)
 
 
+def _writable_dir(flag: str, text: str) -> Path:
+    """``text`` as a folder that exists and takes files, made now: a bad path stops the run
+    before it starts, not after its results are in."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"raftpod-bench compare: {flag} {text}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SystemExit(f"raftpod-bench compare: {flag} {text}: not writable")
+    return path
+
+
 def compare_command(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The ``compare`` subcommand; returns the raftpod/etcd table rows."""
     preset = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
@@ -267,17 +280,18 @@ def compare_command(args: argparse.Namespace) -> list[dict[str, Any]]:
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown or not systems:
         raise SystemExit(f"raftpod-bench compare: --systems takes {', '.join(SYSTEMS)}")
+    out_dir = _writable_dir("--out", args.out)
+    profile_dir = _writable_dir("--profile", args.profile) if args.profile else None
     try:
         etcd = find_etcd(args.etcd) if "etcd" in systems else None
         if args.profile:
             find_py_spy()
     except (EtcdNotFoundError, ProfilerMissingError) as exc:
         raise SystemExit(f"raftpod-bench compare: {exc}") from None
-    profile_dir = Path(args.profile) if args.profile else None
     raftpod_args = node_args(args.raftpod_args)
     doc = run_compare(
         preset,
-        Path(args.out),
+        out_dir,
         systems,
         etcd,
         raftpod_args=raftpod_args,
