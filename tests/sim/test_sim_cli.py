@@ -51,6 +51,8 @@ def test_fault_and_seed_parsing() -> None:
     assert parse_faults("clock,drop") == ("drop", "clock")
     assert parse_faults("none") == ()
     assert parse_seed_range("3..5") == range(3, 6)
+    with pytest.raises(ValueError, match=r"--seeds a\.\.b: A and B must be integers"):
+        parse_seed_range("a..b")
 
 
 def _break_sessions(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,7 +43,10 @@ def parse_seed_range(text: str) -> range:
     lo, sep, hi = text.partition("..")
     if not sep:
         raise ValueError(f"--seeds wants A..B, got {text!r}")
-    first, last = int(lo), int(hi)
+    try:
+        first, last = int(lo), int(hi)
+    except ValueError:
+        raise ValueError(f"--seeds {text}: A and B must be integers") from None
     if last < first:
         raise ValueError(f"--seeds {text}: the range is empty")
     return range(first, last + 1)
