@@ -6,12 +6,15 @@ import base64
 import json
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 
 import requests
 
-from .cluster import http, ndjson_lines, poll, running
+from raftpod_sidecar.api_app import PROGRESS_SECONDS
+
+from .cluster import http, metric_total, ndjson_lines, poll, running
 
 
 def _put(url: str, key: str, value: bytes) -> None:
@@ -197,6 +200,33 @@ def test_restore_from_file_backup(tmp_path: Path) -> None:
         restored_line = next(x for x in lines if x["msg"] == "restored from backup")
         assert restored_line["node"] == leader.id and restored_line["index"] > 1
         assert any(x["msg"] == "became leader" and x["term"] >= 1 for x in lines)
+
+
+def test_a_closed_watch_ends_at_the_next_apply_not_the_next_progress_line(
+    tmp_path: Path,
+) -> None:
+    # A watch on a quiet prefix whose client left was woken by every apply and
+    # lingered until its next progress line failed to write (up to 10 s).
+    with running(tmp_path, 1) as cluster:
+        node = cluster.leader()
+
+        def watches_done() -> float:
+            return metric_total(
+                node.admin,
+                "raftpod_http_requests_total",
+                lambda labels: labels.get("route") == "/v1/watch",
+            )
+
+        with socket.create_connection(("127.0.0.1", node.app_port), timeout=10) as conn:
+            conn.sendall(b"GET /v1/watch?prefix=quiet/ HTTP/1.1\r\nHost: raftpod\r\n\r\n")
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200")  # the stream is open
+        assert watches_done() == 0
+
+        def ended_after_a_write() -> bool:
+            _put(node.app, "busy/x", b"1")  # an apply wakes every stream
+            return watches_done() == 1
+
+        poll(ended_after_a_write, PROGRESS_SECONDS / 2, "the closed watch to end")
 
 
 def test_sigterm_ends_open_streams_and_the_node_exits_at_once(tmp_path: Path) -> None:

@@ -422,7 +422,7 @@ class AppApi:
                 changed = await node.wait_condition(
                     self._moved_past(node.applied), time.monotonic() + PROGRESS_SECONDS
                 )
-                if self._closing:
+                if self._closing or _client_gone(request):
                     break
                 if not changed:
                     lines = [{"type": "progress", "applied_index": node.applied}]
@@ -460,6 +460,14 @@ class AppApi:
             return [{"index": r.index, "term": r.term, "data_b64": b64(r.data)} for r in records]
 
         return await self._stream(request, fetch)
+
+
+def _client_gone(request: web.Request) -> bool:
+    """The stream's client closed its connection. Checked after every wake-up, so a
+    watch whose prefix sees no events is not woken by every apply until its next
+    progress line fails to write (up to ``PROGRESS_SECONDS``)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _lease_id(request: web.Request) -> int:
