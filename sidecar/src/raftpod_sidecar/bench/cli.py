@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from ..cli_output import open_for_writing
 from .compare import add_compare_parser
 from .core import run_core
 
@@ -98,10 +99,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     out: IO[str] | None = None
     if args.json is not None:  # compare writes its own JSON under --out
-        try:  # opened first: a bad path is an error now, not after the run
-            out = open(args.json, "w", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            parser.error(f"--json {args.json}: {exc.strerror}")
+        out = open_for_writing(parser, "--json", args.json)
     try:
         rows: list[dict[str, Any]] = args.run(args)
         print_table(rows)

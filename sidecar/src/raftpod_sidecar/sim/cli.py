@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
+from ..cli_output import open_for_writing
 from .options import FAULT_KINDS, SimOptions, parse_faults, parse_seed_range
 from .runner import report, run, run_many
 
@@ -67,11 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--trace needs --seed")
 
     if args.trace:
-        try:  # opened first: a bad path should not cost a whole run
-            out = open(args.trace, "w", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            parser.error(f"--trace {args.trace}: {exc.strerror}")
-        with out:
+        with open_for_writing(parser, "--trace", args.trace) as out:
             traced = run(SimOptions(args.seed, args.nodes, args.steps, faults), trace=True)
             out.writelines(line + "\n" for line in traced.trace)
 
