@@ -153,6 +153,38 @@ async def test_full_queue_drops_oldest_but_keeps_snapshot_chunks() -> None:
             await b2.stop()
 
 
+async def test_a_waiting_heartbeat_is_replaced_by_the_newer_one() -> None:
+    b = await start_node("b", Inbox())
+    port_b = b.port
+    await b.stop()  # the port is now closed: a's messages wait in its queue
+    a = await start_node("a", Inbox())
+    reborn = Inbox()
+    b2: PeerTransport | None = None
+    try:
+        a.update_peers({"b": f"127.0.0.1:{port_b}"})
+        for k in range(1, 21):
+            beat = Message(MessageType.HEARTBEAT, "b", "a", 1, commit=k, context=b"ri:%d" % k)
+            a.send([beat])
+            if k % 5 == 0:
+                a.send([app("a", "b", k)])
+        assert a.queued("b") == 5  # four entries and the newest heartbeat
+        assert a.counters.superseded_heartbeats == 19
+        b2 = await start_node("b", reborn, port=port_b)
+        await reborn.until(lambda: len(reborn.messages) == 5)
+        got = [(m.type, m.index, m.commit, m.context) for m in reborn.messages]
+        assert got == [
+            (MessageType.APP, 5, 0, b""),
+            (MessageType.APP, 10, 0, b""),
+            (MessageType.APP, 15, 0, b""),
+            (MessageType.HEARTBEAT, 0, 20, b"ri:20"),
+            (MessageType.APP, 20, 0, b""),
+        ]
+    finally:
+        await a.stop()
+        if b2 is not None:
+            await b2.stop()
+
+
 async def test_big_snapshot_chunk_goes_alone_and_is_not_dropped_by_batching() -> None:
     opts = FAST._replace(max_batch_bytes=4096)
     inbox_a, inbox_b = Inbox(), Inbox()

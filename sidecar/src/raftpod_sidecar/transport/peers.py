@@ -10,8 +10,13 @@ messages for that peer at once as one frame (saving the sender task a wake-up
 per hop, which is most of a hop's latency here); otherwise it appends them to
 the peer's bounded queue, and the peer's sender task drains everything queued
 into one frame (up to ``max_batch_bytes``; a larger single message, e.g. a
-snapshot chunk, goes alone). When a queue is full the oldest non-snapshot messages are
-dropped and counted: Raft tolerates loss, and the core learns about trouble
+snapshot chunk, goes alone). A heartbeat replaces one still waiting in the
+queue: the newer says all the older did (a commit index; the newest read
+context, whose acknowledgement releases every earlier read; a later send tick),
+whereas a backlog of heartbeats replayed to a restarted peer draws as many
+answers, each of which makes the leader re-send everything that peer lacks.
+When a queue is full the oldest non-snapshot messages are dropped and counted:
+Raft tolerates loss, and the core learns about trouble
 through ``on_unreachable(peer_id)``, called whenever a dial fails or a
 connection breaks. Senders redial with jittered exponential backoff, and a
 sender task ends only when cancelled: a broken connection surfaces as
@@ -86,6 +91,7 @@ class TransportCounters:
     dial_failures: int = 0
     reconnects: int = 0
     dropped_full_queue: int = 0
+    superseded_heartbeats: int = 0
     dropped_unknown_peer: int = 0
     dropped_too_large: int = 0
 
@@ -226,19 +232,17 @@ class PeerTransport:
 
     def send(self, messages: Sequence[Message]) -> None:
         """Write or queue messages for their ``to`` peers and return at once."""
-        per_peer: dict[str, list[tuple[bool, bytes]]] = {}
+        per_peer: dict[str, list[tuple[MessageType, bytes]]] = {}
         for msg in messages:
-            per_peer.setdefault(msg.to, []).append(
-                (msg.type == MessageType.SNAP, encode_message(msg))
-            )
+            per_peer.setdefault(msg.to, []).append((msg.type, encode_message(msg)))
         for peer_id, items in per_peer.items():
             sender = self._senders.get(peer_id)
             if sender is None:
                 self.counters.dropped_unknown_peer += len(items)
                 self.report_unreachable(peer_id)
             elif not sender.write_now(items):
-                for is_snap, data in items:
-                    sender.enqueue(is_snap, data)
+                for kind, data in items:
+                    sender.enqueue(kind, data)
 
     def queued(self, peer_id: str) -> int:
         """How many messages wait in ``peer_id``'s queue (0 if unknown)."""
@@ -379,7 +383,7 @@ class _PeerSender:
         self.t = transport
         self.peer_id = peer_id
         self.address = address
-        self.queue: deque[tuple[bool, bytes]] = deque()
+        self.queue: deque[tuple[MessageType, bytes]] = deque()
         self.queued_bytes = 0
         self._wakeup = asyncio.Event()
         self._redial = False
@@ -416,27 +420,31 @@ class _PeerSender:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
-    def enqueue(self, is_snap: bool, data: bytes) -> None:
+    def enqueue(self, kind: MessageType, data: bytes) -> None:
         opts = self.t.options
         size = len(data)
         if size + _BATCH_HEADER_BYTES > opts.max_frame_bytes:
             self.t.counters.dropped_too_large += 1
             return
+        if kind == MessageType.HEARTBEAT:
+            self._drop_waiting_heartbeat()
         while self.queue and (
             len(self.queue) >= opts.max_queue_messages
             or self.queued_bytes + size > opts.max_queue_bytes
         ):
             self._drop_oldest()
-        self.queue.append((is_snap, data))
+        self.queue.append((kind, data))
         self.queued_bytes += size
         self._wakeup.set()
 
-    def write_now(self, items: list[tuple[bool, bytes]]) -> bool:
+    def write_now(self, items: list[tuple[MessageType, bytes]]) -> bool:
         """Write ``items`` as one frame if the link is up and idle; False: queue them."""
         writer = self._writer
         if writer is None or self.queue or self._lost or self._redial or writer.is_closing():
             return False
-        if writer.transport.get_write_buffer_size() or any(snap for snap, _ in items):
+        if writer.transport.get_write_buffer_size() or any(
+            kind == MessageType.SNAP for kind, _ in items
+        ):
             return False  # the pump is draining, or a snapshot chunk: keep order via the queue
         size = sum(len(data) for _, data in items)
         if size > self.t.options.max_batch_bytes:
@@ -458,11 +466,22 @@ class _PeerSender:
 
     def _drop_oldest(self) -> None:
         """Drop the oldest non-snapshot message (the oldest of all if only snapshots wait)."""
-        victim = next((i for i, (snap, _) in enumerate(self.queue) if not snap), 0)
-        _, data = self.queue[victim]
-        del self.queue[victim]
-        self.queued_bytes -= len(data)
+        victim = next((i for i, (k, _) in enumerate(self.queue) if k != MessageType.SNAP), 0)
+        self._drop_at(victim)
         self.t.counters.dropped_full_queue += 1
+
+    def _drop_waiting_heartbeat(self) -> None:
+        """Drop the heartbeat waiting in the queue, if any (there is at most one)."""
+        for i, (kind, _) in enumerate(self.queue):
+            if kind == MessageType.HEARTBEAT:
+                self._drop_at(i)
+                self.t.counters.superseded_heartbeats += 1
+                return
+
+    def _drop_at(self, i: int) -> None:
+        _, data = self.queue[i]
+        del self.queue[i]
+        self.queued_bytes -= len(data)
 
     def _take_batch(self) -> list[bytes]:
         limit = self.t.options.max_batch_bytes
