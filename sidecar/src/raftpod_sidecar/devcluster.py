@@ -3,7 +3,9 @@
 Node ``i`` (1-based) is ``n<i>`` and uses three ports from ``--base-port P``:
 peer ``P+10(i-1)``, app ``+1``, admin ``+2`` (they share 127.0.0.1, so ports
 must differ). Data lives in ``DIR/n<i>``, so a second run resumes the same
-cluster. Ctrl-C or SIGTERM is forwarded to every node, which then shut down
+cluster. The sample ``curl`` lines are printed once every node answers
+``/readyz`` (a leader is known and it has caught up), so they work when they
+appear. Ctrl-C or SIGTERM is forwarded to every node, which then shut down
 cleanly; the command waits for them. A node that dies is reported and not
 restarted, and makes the command's exit status 1. Flags after ``--`` are passed
 to every node.
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -26,12 +29,22 @@ from .storage.durable import WAL_DIR
 PORT_STRIDE = 10
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.2
+READY_WAIT_SECONDS = 60.0
 
 
 def node_ports(base: int, index: int) -> tuple[int, int, int]:
     """Peer, app and admin ports of node ``index`` (1-based)."""
     peer = base + PORT_STRIDE * (index - 1)
     return peer, peer + 1, peer + 2
+
+
+def node_ready(host: str, admin_port: int) -> bool:
+    """Whether the node's admin listener answers ``/readyz`` with 200 just now."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{admin_port}/readyz", timeout=1.0) as answer:
+            return bool(answer.status == 200)
+    except (OSError, ValueError):  # refused, 503 (HTTPError), timed out, HTTPS only
+        return False
 
 
 def port_free(host: str, port: int) -> bool:
@@ -109,6 +122,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _announce_ready(host: str, base_port: int, nodes: int, *, waited: float) -> bool:
+    """Print the sample commands once every node is ready, or the wait is over; done?"""
+    if all(node_ready(host, node_ports(base_port, i)[2]) for i in range(1, nodes + 1)):
+        print(f"all {nodes} nodes ready in {waited:.1f} s", flush=True)
+    elif waited > READY_WAIT_SECONDS:
+        print(
+            f"dev-cluster: not every node answered /readyz over HTTP within"
+            f" {READY_WAIT_SECONDS:.0f} s; their logs above say why",
+            flush=True,
+        )
+    else:
+        return False
+    _, app1, admin1 = node_ports(base_port, 1)
+    print(
+        f"try:  curl -X PUT --data-binary hello http://{host}:{app1}/v1/kv/greeting\n"
+        f"      curl http://{host}:{app1}/v1/kv/greeting\n"
+        f"      curl http://{host}:{admin1}/admin/status\n"
+        "Ctrl-C stops all nodes.",
+        flush=True,
+    )
+    return True
+
+
 def main(argv: Sequence[str]) -> int:
     args_list = list(argv)
     extra: list[str] = []
@@ -163,14 +199,8 @@ def main(argv: Sequence[str]) -> int:
             f"  (pid {procs[i - 1].pid})",
             flush=True,
         )
-    _, app1, admin1 = node_ports(args.base_port, 1)
-    print(
-        f"try:  curl -X PUT --data-binary hello http://{args.host}:{app1}/v1/kv/greeting\n"
-        f"      curl http://{args.host}:{app1}/v1/kv/greeting\n"
-        f"      curl http://{args.host}:{admin1}/admin/status\n"
-        "Ctrl-C stops all nodes.",
-        flush=True,
-    )
+    started = time.monotonic()
+    waiting = True  # for every node to be ready, before the sample commands
     exited: dict[int, int] = {}  # nodes that stopped on their own, by number
 
     def report_exits() -> None:
@@ -181,6 +211,9 @@ def main(argv: Sequence[str]) -> int:
 
     while not stopping and any(p.poll() is None for p in procs):
         report_exits()
+        if waiting and not exited:
+            waited = time.monotonic() - started
+            waiting = not _announce_ready(args.host, args.base_port, args.nodes, waited=waited)
         time.sleep(POLL_SECONDS)
     report_exits()
     for proc in procs:
