@@ -38,10 +38,10 @@ def node_ports(base: int, index: int) -> tuple[int, int, int]:
     return peer, peer + 1, peer + 2
 
 
-def node_ready(host: str, admin_port: int) -> bool:
+def node_ready(admin_url: str, timeout: float = 1.0) -> bool:
     """Whether the node's admin listener answers ``/readyz`` with 200 just now."""
     try:
-        with urllib.request.urlopen(f"http://{host}:{admin_port}/readyz", timeout=1.0) as answer:
+        with urllib.request.urlopen(f"{admin_url}/readyz", timeout=timeout) as answer:
             return bool(answer.status == 200)
     except (OSError, ValueError):  # refused, 503 (HTTPError), timed out, HTTPS only
         return False
@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _announce_ready(host: str, base_port: int, nodes: int, *, waited: float) -> bool:
     """Print the sample commands once every node is ready, or the wait is over; done?"""
-    if all(node_ready(host, node_ports(base_port, i)[2]) for i in range(1, nodes + 1)):
+    admins = (f"http://{host}:{node_ports(base_port, i)[2]}" for i in range(1, nodes + 1))
+    if all(node_ready(url) for url in admins):
         print(f"all {nodes} nodes ready in {waited:.1f} s", flush=True)
     elif waited > READY_WAIT_SECONDS:
         print(

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..devcluster import PORT_STRIDE, node_commands, node_ports, port_free
+from ..devcluster import PORT_STRIDE, node_commands, node_ports, node_ready, port_free
 from .targets import SystemName
 
 HOST = "127.0.0.1"
@@ -64,14 +64,6 @@ def http_json(method: str, url: str, doc: Any = None, timeout: float = CONTROL_T
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read()
     return json.loads(body) if body else None
-
-
-def _answers(method: str, url: str, doc: Any = None, timeout: float = CONTROL_TIMEOUT_S) -> bool:
-    try:
-        http_json(method, url, doc, timeout)
-    except HTTP_ERRORS:
-        return False
-    return True
 
 
 # -- /proc sampling -----------------------------------------------------------------
@@ -379,7 +371,7 @@ class RaftpodCluster(Cluster):
         )
 
     def member_ready(self, index: int) -> bool:
-        return _answers("GET", f"{self.admin_urls[index]}/readyz")
+        return node_ready(self.admin_urls[index], CONTROL_TIMEOUT_S)
 
     def leader_index(self) -> int | None:
         for index, member in enumerate(self.members):
